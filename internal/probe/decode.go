@@ -414,6 +414,7 @@ func decodeTCP(b []byte, plen int, p *Probe) error {
 	}
 	p.Ack = binary.BigEndian.Uint32(b[8:12])
 	p.Flags = TCPFlags(b[13])
+	p.Known |= KnownFlags
 	if len(b) < 20 {
 		return ErrTruncated
 	}

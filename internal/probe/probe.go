@@ -175,6 +175,7 @@ const (
 	KnownOptions
 	KnownPayload
 	KnownPorts
+	KnownFlags // TCP flags: absent when a first fragment cuts the header short (nmap -f)
 )
 
 // TCPOpts summarises the TCP options of a segment: enough to tell a kernel's

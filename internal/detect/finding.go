@@ -1,0 +1,125 @@
+package detect
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/scanwarden/scanwarden/internal/probe"
+)
+
+// Verdict is the detector's judgement of one source.
+type Verdict uint8
+
+// Verdicts, in increasing order of severity so they compare with <.
+const (
+	Benign Verdict = iota
+	Suspicious
+	Scan
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Suspicious:
+		return "suspicious"
+	case Scan:
+		return "scan"
+	}
+	return "benign"
+}
+
+// ParseVerdict is the inverse of Verdict.String.
+func ParseVerdict(s string) (Verdict, bool) {
+	switch s {
+	case "benign":
+		return Benign, true
+	case "suspicious":
+		return Suspicious, true
+	case "scan":
+		return Scan, true
+	}
+	return Benign, false
+}
+
+// ScanType names the probes a scan used, as nmap's options do.
+type ScanType string
+
+// Scan types. ACK and Window scans send identical probes (nmap -sA and -sW
+// differ only in how nmap reads the answers), so the packets can only ever
+// show "ack"; TypeWindow exists for sensors that know more.
+const (
+	TypeNone    ScanType = "none"
+	TypeSYN     ScanType = "syn"     // half-open: raw SYN, no handshake
+	TypeConnect ScanType = "connect" // full handshake through the OS stack
+	TypeFIN     ScanType = "fin"
+	TypeNULL    ScanType = "null"
+	TypeXmas    ScanType = "xmas"
+	TypeACK     ScanType = "ack"
+	TypeMaimon  ScanType = "maimon"
+	TypeWindow  ScanType = "window"
+	TypeUDP     ScanType = "udp"
+	TypeMixed   ScanType = "mixed"
+)
+
+// Class says how a scan covers its targets.
+type Class string
+
+// Classes (DESIGN.md, detect).
+const (
+	ClassNone        Class = "none"
+	ClassVertical    Class = "vertical"    // one host, many ports
+	ClassHorizontal  Class = "horizontal"  // many hosts, one port (a sweep)
+	ClassBlock       Class = "block"       // many hosts, many ports
+	ClassDistributed Class = "distributed" // several sources sharing one scan of a target
+)
+
+// Finding is the detector's account of one source: the verdict, the
+// evidence behind it and one sentence a human can act on.
+type Finding struct {
+	ID        string // stable for the life of the source's record: src and first-seen time
+	Src       netip.Addr
+	Direction probe.Direction
+	Verdict   Verdict
+	ScanType  ScanType
+	Class     Class
+	Tool      string // "nmap", "masscan", "zmap", "hping3", or "" when the packets do not say
+
+	Ports       int  // distinct destination ports contacted
+	Hosts       int  // distinct destination hosts contacted
+	Saturated   bool // the source outgrew exact tracking; Ports/Hosts are lower bounds
+	Packets     int  // packets from the source the detector considered
+	Attempts    int  // connection attempts, retransmissions folded in
+	Retransmits int  // packets that were retransmissions of an earlier attempt
+	Failed      int  // first contacts that failed (closed, dropped, unanswered)
+	Open        int  // first contacts answered by a listener
+	Stealth     int  // probes no real TCP stack sends (FIN, NULL, Xmas without a connection)
+
+	FirstSeen         time.Time
+	LastSeen          time.Time
+	DetectedAt        time.Time // when the verdict first reached scan (zero if never)
+	DetectedAtAttempt int       // the attempt at which it did (0 if never)
+
+	Reason   string
+	Evidence Evidence
+}
+
+// Evidence is the detail behind a finding, for `explain` and the store.
+type Evidence struct {
+	Targets      []netip.Addr      // first few destination hosts
+	OpenPorts    []PortProto       // first few ports answered open
+	FailedPorts  []PortProto       // first few ports that failed
+	ProbeTypes   map[ScanType]int  // first contacts by probe type
+	LogLR        float64           // log likelihood ratio of the sequential test
+	Score        int               // weighted failed first contacts (privileged ports weigh more)
+	Decoys       []netip.Addr      // other sources sending the same probes in lockstep
+	Group        []netip.Addr      // other members of a distributed scan
+	Fingerprints map[string]int    // tool fingerprints seen, by probe
+	Outcomes     map[string]int    // first contacts by outcome: open, closed, dropped, unanswered
+	Fragments    int               // later IP fragments (not parsed)
+	Extra        map[string]string // sensor- or policy-specific notes
+}
+
+// PortProto is a destination port with its protocol.
+type PortProto struct {
+	Port  uint16
+	Proto probe.Proto
+}

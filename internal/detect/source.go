@@ -1,0 +1,209 @@
+package detect
+
+import (
+	"github.com/scanwarden/scanwarden/internal/probe"
+)
+
+// pair states: what became of a source's first contact with (host, port).
+const (
+	pairPending uint8 = iota + 1
+	pairOpen
+	pairFailed
+	pairQuiet // a candidate probe that never proved to be one
+)
+
+// inlinePairs is how many (port, protocol) contacts with its first host a
+// source keeps inline before it needs the extended record: a client that
+// talks to one server on a few ports, the common case, costs no allocation.
+const inlinePairs = 6
+
+type inlinePair struct {
+	port  uint16
+	proto probe.Proto
+	st    uint8
+}
+
+// source is everything the detector remembers about one source address.
+// It is kept small (about 150 bytes) because a flood of spoofed sources
+// creates one each; anything that grows with a source's activity lives in
+// ext, allocated only when the source talks to a second host or to more
+// than inlinePairs ports.
+type source struct {
+	addr    addrKey
+	host0   addrKey // first destination host
+	gen     uint32
+	live     bool
+	hasHost0 bool
+	verdict  Verdict
+	dir     probe.Direction
+	nInline uint8
+	inline  [inlinePairs]inlinePair
+
+	first, last int64
+	detectedNs  int64
+	packets     uint32
+	attempts    uint32
+	retrans     uint32
+	detectedAt  uint32
+	failed      uint32 // failed first contacts
+	open        uint32 // successful first contacts
+	stealth     uint32 // stealth probes (packets)
+	score       uint32 // weighted failed first contacts
+	frags       uint32
+	traceroute  uint32 // failed first contacts that look like UDP traceroute
+	llr         float32
+	kinds       [nKinds]uint16 // first contacts by kind
+	outcomes    [5]uint16      // first contacts by final state: closed, dropped, unanswered, stealth, open
+	stackSYN    uint16         // SYNs with a full OS option set (connect)
+	rawSYN      uint16         // crafted SYNs (raw socket scanners)
+	completed   uint16         // handshakes the source completed
+	halfOpen    uint16         // handshakes the source reset (SYN scan)
+	tools       [nTools]uint16 // fingerprint votes
+
+	ext *sourceExt
+}
+
+// sourceExt holds a busy source's sets.
+type sourceExt struct {
+	hosts     map[addrKey]uint32 // host -> index; host0 is 0
+	hostList  []addrKey          // the first few hosts, for display
+	pairs     map[uint64]uint8   // hostIndex<<24 | proto<<16 | port -> pair state
+	ports     map[uint32]struct{}
+	saturated bool
+	decoys    []addrKey
+	group     []addrKey
+	distrib   bool
+}
+
+const displayHosts = 8
+
+func pairKey(host uint32, port uint16, proto probe.Proto) uint64 {
+	return uint64(host)<<24 | uint64(proto)<<16 | uint64(port)
+}
+
+// touchPair records a contact with (host, port, proto) and reports whether
+// it is the first; ok is false once the source is saturated (the contact is
+// then treated as new, which only overstates a source already scanning).
+func (s *source) touchPair(host addrKey, port uint16, proto probe.Proto, maxPairs int) (first bool) {
+	if s.ext == nil {
+		if !s.hasHost0 {
+			s.host0, s.hasHost0 = host, true
+		}
+		if host == s.host0 {
+			for i := 0; i < int(s.nInline); i++ {
+				if s.inline[i].port == port && s.inline[i].proto == proto {
+					return false
+				}
+			}
+			if s.nInline < inlinePairs {
+				s.inline[s.nInline] = inlinePair{port: port, proto: proto, st: pairPending}
+				s.nInline++
+				return true
+			}
+		}
+		s.grow()
+	}
+	e := s.ext
+	hi, ok := e.hosts[host]
+	if !ok {
+		if e.saturated {
+			return true
+		}
+		hi = uint32(len(e.hosts))
+		e.hosts[host] = hi
+		if len(e.hostList) < displayHosts {
+			e.hostList = append(e.hostList, host)
+		}
+	}
+	k := pairKey(hi, port, proto)
+	if _, ok := e.pairs[k]; ok {
+		return false
+	}
+	if e.saturated {
+		return true
+	}
+	e.pairs[k] = pairPending
+	e.ports[uint32(proto)<<16|uint32(port)] = struct{}{}
+	if len(e.pairs) >= maxPairs {
+		e.saturated = true
+	}
+	return true
+}
+
+// grow moves the inline pairs into the extended record.
+func (s *source) grow() {
+	e := &sourceExt{
+		hosts: make(map[addrKey]uint32, 2),
+		pairs: make(map[uint64]uint8, 2*inlinePairs),
+		ports: make(map[uint32]struct{}, 2*inlinePairs),
+	}
+	if s.hasHost0 {
+		e.hosts[s.host0] = 0
+		e.hostList = []addrKey{s.host0}
+	}
+	for _, p := range s.inline[:s.nInline] {
+		e.pairs[pairKey(0, p.port, p.proto)] = p.st
+		e.ports[uint32(p.proto)<<16|uint32(p.port)] = struct{}{}
+	}
+	s.nInline = 0
+	s.ext = e
+}
+
+// setPair records the outcome of a first contact.
+func (s *source) setPair(host addrKey, port uint16, proto probe.Proto, st uint8) {
+	if s.ext == nil {
+		for i := 0; i < int(s.nInline); i++ {
+			if s.inline[i].port == port && s.inline[i].proto == proto {
+				s.inline[i].st = st
+				return
+			}
+		}
+		return
+	}
+	hi, ok := s.ext.hosts[host]
+	if !ok {
+		return
+	}
+	k := pairKey(hi, port, proto)
+	if _, ok := s.ext.pairs[k]; ok {
+		s.ext.pairs[k] = st
+	}
+}
+
+// counts returns distinct ports and hosts contacted.
+func (s *source) counts() (ports, hosts int) {
+	if s.ext == nil {
+		if !s.hasHost0 {
+			return 0, 0
+		}
+		return int(s.nInline), 1
+	}
+	return len(s.ext.ports), len(s.ext.hosts)
+}
+
+// eachPair calls f for every tracked first contact.
+func (s *source) eachPair(f func(host addrKey, hostIdx uint32, port uint16, proto probe.Proto, st uint8)) {
+	if s.ext == nil {
+		for _, p := range s.inline[:s.nInline] {
+			f(s.host0, 0, p.port, p.proto, p.st)
+		}
+		return
+	}
+	var rev map[uint32]addrKey
+	if len(s.ext.hosts) <= 1<<16 {
+		rev = make(map[uint32]addrKey, len(s.ext.hosts))
+		for h, i := range s.ext.hosts {
+			rev[i] = h
+		}
+	}
+	for k, st := range s.ext.pairs {
+		hi := uint32(k >> 24)
+		f(rev[hi], hi, uint16(k), probe.Proto(k>>16), st)
+	}
+}
+
+// evidence ranks a source for eviction: the source with the least is
+// evicted first, and among equals the one idle longest.
+func (s *source) evidence() uint64 {
+	return uint64(s.verdict)<<40 | uint64(min(s.score, 1<<30))<<8 | uint64(min(s.failed, 255))
+}
