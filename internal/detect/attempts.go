@@ -37,15 +37,15 @@ func flowOf(p *probe.Probe) flowKey {
 type contactKind uint8
 
 const (
-	kindSYN     contactKind = iota // SYN without ACK
-	kindFIN                        // FIN alone
-	kindNULL                       // no flags
-	kindXmas                       // FIN+PSH+URG
-	kindOddTCP                     // another flag mix without SYN, ACK or RST
-	kindACK                        // bare ACK with no known connection: a probe only if answered by RST
-	kindMaimon                     // FIN+ACK likewise (nmap -sM)
-	kindUDP                        // a UDP datagram on a new 4-tuple
-	kindFrag                       // a first fragment too short to show the TCP flags (nmap -f)
+	kindSYN    contactKind = iota // SYN without ACK
+	kindFIN                       // FIN alone
+	kindNULL                      // no flags
+	kindXmas                      // FIN+PSH+URG
+	kindOddTCP                    // another flag mix without SYN, ACK or RST
+	kindACK                       // bare ACK with no known connection: a probe only if answered by RST
+	kindMaimon                    // FIN+ACK likewise (nmap -sM)
+	kindUDP                       // a UDP datagram on a new 4-tuple
+	kindFrag                      // a first fragment too short to show the TCP flags (nmap -f)
 	nKinds
 )
 

@@ -486,4 +486,3 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
-

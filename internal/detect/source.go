@@ -29,15 +29,15 @@ type inlinePair struct {
 // ext, allocated only when the source talks to a second host or to more
 // than inlinePairs ports.
 type source struct {
-	addr    addrKey
-	host0   addrKey // first destination host
-	gen     uint32
+	addr     addrKey
+	host0    addrKey // first destination host
+	gen      uint32
 	live     bool
 	hasHost0 bool
 	verdict  Verdict
-	dir     probe.Direction
-	nInline uint8
-	inline  [inlinePairs]inlinePair
+	dir      probe.Direction
+	nInline  uint8
+	inline   [inlinePairs]inlinePair
 
 	first, last int64
 	detectedNs  int64

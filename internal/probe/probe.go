@@ -131,14 +131,14 @@ type Sensor uint8
 
 // Sensors.
 const (
-	SensorUnknown Sensor = iota
-	SensorPcap           // a capture file
-	SensorKernLog        // a kernel firewall LOG/log line
-	SensorReport         // a flow or abuse-report line
-	SensorPacket         // the live AF_PACKET sensor
-	SensorNFLog          // netfilter NFLOG group
-	SensorBait           // a bait port
-	SensorConntrack      // conntrack events
+	SensorUnknown   Sensor = iota
+	SensorPcap             // a capture file
+	SensorKernLog          // a kernel firewall LOG/log line
+	SensorReport           // a flow or abuse-report line
+	SensorPacket           // the live AF_PACKET sensor
+	SensorNFLog            // netfilter NFLOG group
+	SensorBait             // a bait port
+	SensorConntrack        // conntrack events
 )
 
 var sensorNames = [...]string{"unknown", "pcap", "kernlog", "report", "packet", "nflog", "bait", "conntrack"}
