@@ -94,6 +94,11 @@ const (
 
 func (s state) failed() bool { return s >= stClosed && s <= stStealth }
 
+// settled states are answered: nothing will retransmit the attempt, so it
+// need not be remembered for the whole retransmission window. Unanswered,
+// dropped and stealth attempts are the ones that get retransmitted.
+func (s state) settled() bool { return s == stOpen || s == stClosed || s == stEstablished }
+
 // outcomeName is used in evidence counts.
 func (s state) outcomeName() string {
 	switch s {
@@ -156,6 +161,7 @@ type attemptTable struct {
 	idx  map[flowKey]int32
 	slab []attempt
 	free []int32
+	high int // most entries held since the last compaction
 }
 
 func newAttemptTable(hint int) *attemptTable {
@@ -188,7 +194,24 @@ func (t *attemptTable) put(a attempt) *attempt {
 		t.slab = append(t.slab, a)
 	}
 	t.idx[a.key] = i
+	t.high = max(t.high, len(t.idx))
 	return &t.slab[i]
+}
+
+// compact gives memory back after a burst: Go maps never shrink, so when the
+// table holds less than an eighth of its high-water mark it is rebuilt.
+// Pointers into the slab are invalid afterwards.
+func (t *attemptTable) compact() {
+	if t.high < 4096 || len(t.idx) > t.high/8 {
+		return
+	}
+	idx := make(map[flowKey]int32, 2*len(t.idx))
+	slab := make([]attempt, 0, 2*len(t.idx))
+	for k, i := range t.idx {
+		idx[k] = int32(len(slab))
+		slab = append(slab, t.slab[i])
+	}
+	t.idx, t.slab, t.free, t.high = idx, slab, nil, len(idx)
 }
 
 func (t *attemptTable) del(k flowKey) {
@@ -228,6 +251,18 @@ func (q *queue) push(d deadline) {
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = d
 	q.n++
+}
+
+// shrink gives back a ring buffer that a burst grew.
+func (q *queue) shrink() {
+	if len(q.buf) < 4096 || q.n > len(q.buf)/8 {
+		return
+	}
+	nb := make([]deadline, max(64, 2*q.n))
+	for i := 0; i < q.n; i++ {
+		nb[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = nb, 0
 }
 
 func (q *queue) peek() *deadline {

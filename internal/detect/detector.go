@@ -30,6 +30,7 @@ type Detector struct {
 	attempts *attemptTable
 	answerQ  queue // pending first contacts awaiting an answer
 	expireQ  queue // every attempt, for forgetting after RetransmitWindow
+	settledQ queue // answered attempts, forgotten after AnswerTimeout
 	sweepAt  int   // next slab slot the idle sweep looks at
 	lastTick int64
 	targets  *targets
@@ -150,10 +151,26 @@ func (d *Detector) advance(t int64) {
 		}
 		d.attempts.del(e.key)
 	}
+	for dl := d.settledQ.peek(); dl != nil && dl.at <= t; dl = d.settledQ.peek() {
+		e := d.settledQ.pop()
+		a := d.attempts.get(e.key)
+		if a == nil || a.first != e.first || !a.st.settled() {
+			continue
+		}
+		if a.last+timeout > t {
+			d.settledQ.push(deadline{key: e.key, first: e.first, at: a.last + timeout})
+			continue
+		}
+		d.attempts.del(e.key)
+	}
 	if t-d.lastTick >= int64(time.Second) {
 		d.lastTick = t
 		d.sweep(t)
 		d.targets.expire(t)
+		d.attempts.compact()
+		d.answerQ.shrink()
+		d.expireQ.shrink()
+		d.settledQ.shrink()
 	}
 }
 

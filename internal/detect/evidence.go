@@ -114,6 +114,9 @@ func (d *Detector) resolve(a *attempt, st state) {
 		return
 	}
 	a.st = st
+	if st.settled() {
+		d.settledQ.push(deadline{key: a.key, first: a.first, at: d.now + int64(d.cfg.AnswerTimeout)})
+	}
 	if a.src < 0 {
 		if st != stClosed {
 			return // a bare ACK nobody reset: not a probe
@@ -232,6 +235,7 @@ func (d *Detector) evaluate(s *source) {
 	if v == Scan {
 		s.detectedAt = s.attempts
 		s.detectedNs = d.now
+		s.detFailed, s.detOpen = s.failed, s.open
 	}
 	if d.sink != nil {
 		f := d.finding(s)

@@ -362,8 +362,8 @@ func (d *Detector) why(s *source) string {
 	case s.ext != nil && s.ext.distrib && !(s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore):
 		return "its share of a distributed scan"
 	case s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore:
-		return fmt.Sprintf("sequential test passed (likelihood ratio %.0f, threshold %.0f) with weighted evidence %d (threshold %d)",
-			math.Exp(float64(s.llr)), math.Exp(float64(d.trw.upper)), s.score, d.th.scanScore)
+		return fmt.Sprintf("after %s and %d answered, the sequential test passed its threshold (likelihood ratio %.0f) and the weighted evidence its (%d)",
+			plural(int(s.detFailed), "failed first contact"), s.detOpen, math.Exp(float64(d.trw.upper)), d.th.scanScore)
 	case int(s.failed) >= d.th.bigFailures:
 		return fmt.Sprintf("%d distinct failed first contacts (threshold %d)", s.failed, d.th.bigFailures)
 	}
@@ -386,7 +386,11 @@ func (d *Detector) suspiciousReason(s *source, f *Finding, sum *summary) string 
 	} else {
 		b.WriteString(" and no success")
 	}
-	b.WriteString(": the start of a scan, or a misconfigured client; not yet enough to call it a scan")
+	if s.stealth > 0 {
+		b.WriteString(": stealth probes are how scanners look past firewalls; not yet enough to call it a scan")
+	} else {
+		b.WriteString(": the start of a scan, or a misconfigured client; not yet enough to call it a scan")
+	}
 	fmt.Fprintf(&b, " (weighted evidence %d of %d needed", s.score, d.th.scanScore)
 	if s.llr < d.trw.upper {
 		fmt.Fprintf(&b, ", sequential test undecided")

@@ -45,6 +45,8 @@ type source struct {
 	attempts    uint32
 	retrans     uint32
 	detectedAt  uint32
+	detFailed   uint32 // failed first contacts when the verdict reached scan
+	detOpen     uint32 // successful ones then
 	failed      uint32 // failed first contacts
 	open        uint32 // successful first contacts
 	stealth     uint32 // stealth probes (packets)
