@@ -155,45 +155,59 @@ type attempt struct {
 	live      bool  // slot in use
 }
 
-// attemptTable holds attempts in a slab indexed by a map, so lookups cost one
-// hash and updates happen in place.
+// attemptTable holds attempts in a slab indexed by a map from a keyed 64-bit
+// hash of the flow, so lookups take Go's fast uint64 map path (the generic
+// path for a 38-byte struct key cost a third of the detector's time) and
+// updates happen in place. The slab entry holds the full key, checked on
+// every lookup; two flows whose hashes collide (odds about n²/2⁶⁵, and the
+// seed is random so nobody can aim for it) share a slot and the newer one
+// wins, which can only cost one attempt its history.
 type attemptTable struct {
-	idx  map[flowKey]int32
+	idx  map[uint64]int32
 	slab []attempt
 	free []int32
 	high int // most entries held since the last compaction
+	seed hashSeed
 }
 
 func newAttemptTable(hint int) *attemptTable {
-	return &attemptTable{idx: make(map[flowKey]int32, hint), slab: make([]attempt, 0, hint)}
+	return &attemptTable{idx: make(map[uint64]int32, hint), slab: make([]attempt, 0, hint), seed: newHashSeed()}
 }
 
 func (t *attemptTable) get(k flowKey) *attempt {
-	if i, ok := t.idx[k]; ok {
-		return &t.slab[i]
+	a, _ := t.find(&k)
+	return a
+}
+
+// find returns the attempt under k, if any, and k's hash for a later put.
+func (t *attemptTable) find(k *flowKey) (*attempt, uint64) {
+	h := t.seed.flow(k)
+	if i, ok := t.idx[h]; ok && t.slab[i].key == *k {
+		return &t.slab[i], h
 	}
-	return nil
+	return nil, h
 }
 
 func (t *attemptTable) len() int { return len(t.idx) }
 
-// put stores a new attempt under a.key, replacing any older one.
-func (t *attemptTable) put(a attempt) *attempt {
+// put stores a new attempt under a.key (whose hash is h), replacing any
+// older one.
+func (t *attemptTable) put(a *attempt, h uint64) *attempt {
 	a.live = true
-	if i, ok := t.idx[a.key]; ok {
-		t.slab[i] = a
+	if i, ok := t.idx[h]; ok {
+		t.slab[i] = *a
 		return &t.slab[i]
 	}
 	var i int32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
-		t.slab[i] = a
+		t.slab[i] = *a
 	} else {
 		i = int32(len(t.slab))
-		t.slab = append(t.slab, a)
+		t.slab = append(t.slab, *a)
 	}
-	t.idx[a.key] = i
+	t.idx[h] = i
 	t.high = max(t.high, len(t.idx))
 	return &t.slab[i]
 }
@@ -205,18 +219,19 @@ func (t *attemptTable) compact() {
 	if t.high < 4096 || len(t.idx) > t.high/8 {
 		return
 	}
-	idx := make(map[flowKey]int32, 2*len(t.idx))
+	idx := make(map[uint64]int32, 2*len(t.idx))
 	slab := make([]attempt, 0, 2*len(t.idx))
-	for k, i := range t.idx {
-		idx[k] = int32(len(slab))
+	for h, i := range t.idx {
+		idx[h] = int32(len(slab))
 		slab = append(slab, t.slab[i])
 	}
 	t.idx, t.slab, t.free, t.high = idx, slab, nil, len(idx)
 }
 
 func (t *attemptTable) del(k flowKey) {
-	if i, ok := t.idx[k]; ok {
-		delete(t.idx, k)
+	h := t.seed.flow(&k)
+	if i, ok := t.idx[h]; ok && t.slab[i].key == k {
+		delete(t.idx, h)
 		t.slab[i] = attempt{}
 		t.free = append(t.free, i)
 	}

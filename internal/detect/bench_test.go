@@ -11,10 +11,11 @@ import (
 )
 
 // mixedStream builds a synthetic stream in time order: web clients doing
-// full handshakes with open ports (most of the traffic), DNS queries and
-// answers, vertical SYN scanners with RST answers, and spoofed one-off SYNs
-// from random sources (a SYN flood's share).
-func mixedStream(n int) []probe.Probe {
+// full handshakes with open ports, DNS queries and answers, vertical SYN
+// scanners with RST answers, and one-off SYNs from random sources (internet
+// background noise, or a spoofed SYN flood when oneOffPct is large).
+// Percentages: web 100-25-oneOffPct... see the switch.
+func mixedStream(n, oneOffPct int) []probe.Probe {
 	rng := rand.New(rand.NewPCG(1, 2))
 	out := make([]probe.Probe, 0, n)
 	servers := []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("2001:db8::80")}
@@ -33,6 +34,9 @@ func mixedStream(n int) []probe.Probe {
 	scanPort := uint16(1)
 	for len(out) < n {
 		switch r := rng.IntN(100); {
+		case r >= 100-oneOffPct: // a one-off SYN from a random source
+			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(11 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}), uint16(rng.IntN(65536)))
+			add(tcp(c, netip.AddrPortFrom(servers[1], 80), probe.SYN, rng.Uint32(), 0))
 		case r < 60: // web client, 3 packets
 			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, byte(rng.IntN(40)), byte(rng.IntN(250))}), uint16(32768+rng.IntN(28000)))
 			s := netip.AddrPortFrom(servers[rng.IntN(2)], 443)
@@ -45,41 +49,48 @@ func mixedStream(n int) []probe.Probe {
 			s := netip.AddrPortFrom(servers[0], 53)
 			add(probe.Probe{Src: c, Dst: s, Proto: probe.UDP, Known: probe.KnownPorts | probe.KnownPayload})
 			add(probe.Probe{Src: s, Dst: c, Proto: probe.UDP, Known: probe.KnownPorts | probe.KnownPayload})
-		case r < 90: // scanners
+		default: // scanners
 			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(8))}), 50000)
 			s := netip.AddrPortFrom(servers[2], scanPort)
 			scanPort = scanPort%10000 + 1
 			isn := rng.Uint32()
 			add(tcp(c, s, probe.SYN, isn, 0))
 			add(tcp(s, c, probe.RST|probe.ACK, 0, isn+1))
-		default: // spoofed SYN
-			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(11 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}), uint16(rng.IntN(65536)))
-			add(tcp(c, netip.AddrPortFrom(servers[1], 80), probe.SYN, rng.Uint32(), 0))
 		}
 	}
 	return out[:n]
 }
 
-// BenchmarkDetectorMixed measures detector throughput on one core
-// (docs/benchmarks.md): go test -run=^$ -bench=DetectorMixed -cpu=1 ./internal/detect
-func BenchmarkDetectorMixed(b *testing.B) {
-	stream := mixedStream(1 << 20)
-	span := stream[len(stream)-1].Time.Sub(stream[0].Time) + time.Millisecond
-	cfg := DefaultConfig()
-	d, err := New(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkDetector measures detector throughput on one core
+// (docs/benchmarks.md): go test -run=^$ -bench=Detector -cpu=1 ./internal/detect
+//
+// mixed: 60% of draws web handshakes, 15% DNS, 23% scanner probes, 2%
+// one-off SYNs from random sources; flood: the same with 40% one-off SYNs
+// (spoofed sources), which keeps the source and attempt tables full.
+func BenchmarkDetector(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		oneOffs int
+	}{{"mixed", 2}, {"flood", 40}} {
+		b.Run(tc.name, func(b *testing.B) {
+			stream := mixedStream(1<<20, tc.oneOffs)
+			span := stream[len(stream)-1].Time.Sub(stream[0].Time) + time.Millisecond
+			d, err := New(DefaultConfig(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var p probe.Probe
+			for i := 0; i < b.N; i++ {
+				j := i % len(stream)
+				p = stream[j]
+				p.Time = p.Time.Add(time.Duration(i/len(stream)) * span)
+				d.Observe(&p)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "probes/s")
+		})
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	var p probe.Probe
-	for i := 0; i < b.N; i++ {
-		j := i % len(stream)
-		p = stream[j]
-		p.Time = p.Time.Add(time.Duration(i/len(stream)) * span)
-		d.Observe(&p)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "probes/s")
 }
 
 // BenchmarkMemoryPerSource measures heap bytes per tracked source with a

@@ -24,7 +24,8 @@ type Detector struct {
 	sink func(*Finding, Update)
 
 	now      int64 // ns; the latest probe time seen
-	sources  map[addrKey]int32
+	sources  map[uint64]int32 // keyed by seed.addr; see attemptTable for why
+	seed     hashSeed
 	slab     []source
 	freeSrc  []int32
 	attempts *attemptTable
@@ -63,7 +64,8 @@ func New(cfg Config, sink func(*Finding, Update)) (*Detector, error) {
 		th:       cfg.thresholds(),
 		trw:      cfg.trw(),
 		sink:     sink,
-		sources:  make(map[addrKey]int32, 1024),
+		sources:  make(map[uint64]int32, 1024),
+		seed:     newHashSeed(),
 		attempts: newAttemptTable(1024),
 	}
 	d.targets = newTargets(d)

@@ -18,7 +18,8 @@ const (
 func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	k := flowOf(p)
 	window := int64(d.cfg.RetransmitWindow)
-	if a := d.attempts.get(k); a != nil {
+	a, h := d.attempts.find(&k)
+	if a != nil {
 		if t-a.last <= window && a.kind == kind && !(kind == kindSYN && a.hasISN && p.Known&probe.KnownSeq != 0 && p.Seq != a.isn) {
 			// Same 4-tuple, same ISN where known, within the window: a
 			// retransmission of one attempt, not a new one.
@@ -39,7 +40,7 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	if d.attempts.len() >= d.cfg.MaxAttempts {
 		d.shedAttempt()
 	}
-	a := attempt{key: k, first: t, last: t, src: -1, packets: 1, kind: kind, dir: p.Direction, tool: -1}
+	a = &attempt{key: k, first: t, last: t, src: -1, packets: 1, kind: kind, dir: p.Direction, tool: -1}
 	if p.Known&probe.KnownSeq != 0 {
 		switch {
 		case kind == kindSYN:
@@ -58,9 +59,9 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 		}
 	}
 	if !kind.candidate() {
-		d.begin(&a)
+		d.begin(a)
 	}
-	pa := d.attempts.put(a)
+	pa := d.attempts.put(a, h)
 	d.expireQ.push(deadline{key: k, first: t, at: t + window})
 	switch {
 	case kind.stealth():
@@ -274,7 +275,7 @@ func (d *Detector) sourceOf(a *attempt) *source {
 }
 
 func (d *Detector) lookupSource(k addrKey) *source {
-	if i, ok := d.sources[k]; ok {
+	if i, ok := d.sources[d.seed.addr(&k)]; ok && d.slab[i].addr == k {
 		return &d.slab[i]
 	}
 	return nil
@@ -283,8 +284,12 @@ func (d *Detector) lookupSource(k addrKey) *source {
 // sourceFor returns the record for k, creating it (and evicting another
 // when the table is full).
 func (d *Detector) sourceFor(k addrKey, t int64, dir probe.Direction) (*source, int32) {
-	if i, ok := d.sources[k]; ok {
-		return &d.slab[i], i
+	h := d.seed.addr(&k)
+	if i, ok := d.sources[h]; ok {
+		if d.slab[i].addr == k {
+			return &d.slab[i], i
+		}
+		d.retire(i) // a hash collision: the newcomer takes the slot
 	}
 	if len(d.sources) >= d.cfg.MaxSources {
 		d.evictOne()
@@ -299,7 +304,7 @@ func (d *Detector) sourceFor(k addrKey, t int64, dir probe.Direction) (*source, 
 	}
 	gen := d.slab[i].gen + 1
 	d.slab[i] = source{addr: k, gen: gen, live: true, first: t, last: t, dir: dir}
-	d.sources[k] = i
+	d.sources[h] = i
 	return &d.slab[i], i
 }
 
@@ -343,7 +348,7 @@ func (d *Detector) retire(i int32) {
 		f := d.finding(s)
 		d.sink(&f, Retired)
 	}
-	delete(d.sources, s.addr)
+	delete(d.sources, d.seed.addr(&s.addr))
 	gen := s.gen
 	*s = source{gen: gen}
 	d.freeSrc = append(d.freeSrc, i)

@@ -112,8 +112,8 @@ func (d *Detector) finding(s *source) Finding {
 		}
 	}
 	if s.ext != nil {
-		f.Evidence.Decoys = addrs(s.ext.decoys)
-		f.Evidence.Group = addrs(s.ext.group)
+		f.Evidence.Decoys = sortedAddrs(s.ext.decoys)
+		f.Evidence.Group = sortedAddrs(s.ext.group)
 	}
 	f.Tool = toolOf(s)
 	if s.verdict > Benign {
@@ -147,6 +147,12 @@ func addrs(ks []addrKey) []netip.Addr {
 	return out
 }
 
+func sortedAddrs(ks []addrKey) []netip.Addr {
+	out := addrs(ks)
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out
+}
+
 // summary is what a finding needs from the pair set, gathered in one pass.
 type summary struct {
 	targets     []netip.Addr
@@ -154,6 +160,7 @@ type summary struct {
 	failedPorts []PortProto
 	failedHosts int
 	failedPortN int // distinct failed ports
+	openPortN   int // distinct open ports
 	class       Class
 	onlyPort    PortProto // the single port, when all contacts went to one
 }
@@ -183,6 +190,7 @@ func summarise(s *source) summary {
 			perPort[pp]++
 		}
 	})
+	sum.openPortN = len(distinct(open))
 	sum.openPorts = firstPorts(open)
 	sum.failedPorts = firstPorts(failed)
 	sum.failedHosts = len(perHost)
@@ -214,6 +222,14 @@ func summarise(s *source) summary {
 		sum.class = ClassHorizontal
 	}
 	return sum
+}
+
+func distinct(ps []PortProto) map[PortProto]bool {
+	m := make(map[PortProto]bool, len(ps))
+	for _, p := range ps {
+		m[p] = true
+	}
+	return m
 }
 
 // firstPorts returns the lowest few distinct ports, sorted.
@@ -307,8 +323,8 @@ var typePhrase = map[ScanType]string{
 	TypeFIN:     "FIN scan",
 	TypeNULL:    "NULL scan",
 	TypeXmas:    "Xmas scan",
-	TypeACK:     "ACK scan (nmap -sA and -sW send the same probes)",
-	TypeMaimon:  "Maimon scan (FIN/ACK)",
+	TypeACK:     "ACK scan",
+	TypeMaimon:  "Maimon (FIN/ACK) scan",
 	TypeWindow:  "Window scan",
 	TypeUDP:     "UDP scan",
 	TypeMixed:   "mixed scan",
@@ -327,24 +343,28 @@ func (d *Detector) reason(s *source, f *Finding, sum *summary) string {
 
 func (d *Detector) scanReason(s *source, f *Finding, sum *summary) string {
 	var b strings.Builder
-	b.WriteString(typePhrase[f.ScanType])
+	what := typePhrase[f.ScanType]
 	switch f.Class {
 	case ClassHorizontal:
-		fmt.Fprintf(&b, " (horizontal sweep) of %s across %s", portList(sum.failedPorts, sum.failedPortN), plural(sum.failedHosts, "host"))
+		fmt.Fprintf(&b, "Horizontal %s: a sweep of %s across %s", what, portList(sum.failedPorts, sum.failedPortN), plural(sum.failedHosts, "host"))
 	case ClassBlock:
-		fmt.Fprintf(&b, " (block) of %s across %s", plural(f.Ports, "port"), plural(f.Hosts, "host"))
+		fmt.Fprintf(&b, "Block %s of %s across %s", what, plural(f.Ports, "port"), plural(f.Hosts, "host"))
 	case ClassDistributed:
-		fmt.Fprintf(&b, " (distributed, with %s: %s) of %s on %s", plural(len(f.Evidence.Group), "other source"), addrList(f.Evidence.Group), plural(f.Ports, "port"), hostList(sum.targets, f.Hosts))
+		fmt.Fprintf(&b, "Distributed %s: this source probed %s of %s, %s (%s) probed others", what, plural(f.Ports, "port"),
+			hostList(sum.targets, f.Hosts), plural(len(f.Evidence.Group), "other source"), addrList(f.Evidence.Group))
 	default:
-		fmt.Fprintf(&b, " (vertical) of %s on %s", plural(f.Ports, "port"), hostList(sum.targets, f.Hosts))
+		fmt.Fprintf(&b, "Vertical %s of %s on %s", what, plural(f.Ports, "port"), hostList(sum.targets, f.Hosts))
 	}
 	fmt.Fprintf(&b, ": %s", outcomeSummary(s, f))
 	if f.Open > 0 {
-		fmt.Fprintf(&b, ", %d open (%s)", f.Open, portList(sum.openPorts, int(s.open)))
+		fmt.Fprintf(&b, ", %d open (%s)", f.Open, portList(sum.openPorts, sum.openPortN))
 	}
 	fmt.Fprintf(&b, "; %s in %s", plural(f.Attempts, "attempt"), span(s))
 	if f.Tool != "" {
 		fmt.Fprintf(&b, "; %s fingerprint", f.Tool)
+	}
+	if f.ScanType == TypeACK {
+		b.WriteString("; nmap -sA and -sW send identical probes, so this may be either")
 	}
 	if len(f.Evidence.Decoys) > 0 {
 		fmt.Fprintf(&b, "; probes in lockstep with %s (%s): decoys, so at most one of these addresses is the real scanner", plural(len(f.Evidence.Decoys), "other source"), addrList(f.Evidence.Decoys))
@@ -382,7 +402,7 @@ func (d *Detector) suspiciousReason(s *source, f *Finding, sum *summary) string 
 	fmt.Fprintf(&b, "%s to %s on %s",
 		plural(int(s.failed), "failed first contact"), portList(sum.failedPorts, sum.failedPortN), hostList(sum.targets, f.Hosts))
 	if s.open > 0 {
-		fmt.Fprintf(&b, " and %d answered (%s)", s.open, portList(sum.openPorts, int(s.open)))
+		fmt.Fprintf(&b, " and %d answered (%s)", s.open, portList(sum.openPorts, sum.openPortN))
 	} else {
 		b.WriteString(" and no success")
 	}
@@ -429,7 +449,7 @@ func (d *Detector) benignReason(s *source, f *Finding, sum *summary) string {
 			plural(f.Attempts, "connection attempt"), plural(f.Packets, "packet"), plural(f.Ports, "port"), hostList(sum.targets, f.Hosts))
 	}
 	return fmt.Sprintf("%s (%s) and %d answered (%s) on %s: too little to call a scan (weighted evidence %d of %d needed).",
-		plural(failed, "failed first contact"), portList(sum.failedPorts, sum.failedPortN), s.open, portList(sum.openPorts, int(s.open)),
+		plural(failed, "failed first contact"), portList(sum.failedPorts, sum.failedPortN), s.open, portList(sum.openPorts, sum.openPortN),
 		hostList(sum.targets, f.Hosts), s.score, d.th.scanScore)
 }
 
@@ -470,10 +490,10 @@ func oneServiceReason(s *source, f *Finding, sum *summary) string {
 }
 
 func openPortList(s *source, sum *summary) string {
-	if s.open == 1 {
+	if sum.openPortN == 1 {
 		return "1 open port (" + portList(sum.openPorts, 1) + ")"
 	}
-	return fmt.Sprintf("%d open ports (%s)", s.open, portList(sum.openPorts, int(s.open)))
+	return fmt.Sprintf("%d open ports (%s)", sum.openPortN, portList(sum.openPorts, sum.openPortN))
 }
 
 // outcomeSummary: "997 failed first contacts (990 closed, 7 unanswered)".
@@ -545,6 +565,8 @@ func plural(n int, word string) string {
 func span(s *source) string {
 	d := time.Duration(s.last - s.first)
 	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Minute:
