@@ -23,7 +23,7 @@ type Detector struct {
 	trw  trw
 	sink func(*Finding, Update)
 
-	now      int64 // ns; the latest probe time seen
+	now      int64            // ns; the latest probe time seen
 	sources  map[uint64]int32 // keyed by seed.addr; see attemptTable for why
 	seed     hashSeed
 	slab     []source
