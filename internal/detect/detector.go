@@ -26,7 +26,7 @@ type Detector struct {
 	now      int64            // ns; the latest probe time seen
 	sources  map[uint64]int32 // keyed by seed.addr; see attemptTable for why
 	seed     hashSeed
-	slab     []source
+	slab     sourceSlab
 	freeSrc  []int32
 	attempts *attemptTable
 	answerQ  queue // pending first contacts awaiting an answer

@@ -267,7 +267,7 @@ func (d *Detector) sourceOf(a *attempt) *source {
 	if a.src < 0 {
 		return nil
 	}
-	s := &d.slab[a.src]
+	s := d.slab.at(a.src)
 	if !s.live || s.gen != a.gen {
 		return nil
 	}
@@ -275,8 +275,8 @@ func (d *Detector) sourceOf(a *attempt) *source {
 }
 
 func (d *Detector) lookupSource(k addrKey) *source {
-	if i, ok := d.sources[d.seed.addr(&k)]; ok && d.slab[i].addr == k {
-		return &d.slab[i]
+	if i, ok := d.sources[d.seed.addr(&k)]; ok && d.slab.at(i).addr == k {
+		return d.slab.at(i)
 	}
 	return nil
 }
@@ -286,8 +286,8 @@ func (d *Detector) lookupSource(k addrKey) *source {
 func (d *Detector) sourceFor(k addrKey, t int64, dir probe.Direction) (*source, int32) {
 	h := d.seed.addr(&k)
 	if i, ok := d.sources[h]; ok {
-		if d.slab[i].addr == k {
-			return &d.slab[i], i
+		if s := d.slab.at(i); s.addr == k {
+			return s, i
 		}
 		d.retire(i) // a hash collision: the newcomer takes the slot
 	}
@@ -299,13 +299,12 @@ func (d *Detector) sourceFor(k addrKey, t int64, dir probe.Direction) (*source, 
 		i = d.freeSrc[n-1]
 		d.freeSrc = d.freeSrc[:n-1]
 	} else {
-		i = int32(len(d.slab))
-		d.slab = append(d.slab, source{})
+		i = d.slab.grow()
 	}
-	gen := d.slab[i].gen + 1
-	d.slab[i] = source{addr: k, gen: gen, live: true, first: t, last: t, dir: dir}
+	s := d.slab.at(i)
+	*s = source{addr: k, gen: s.gen + 1, live: true, first: t, last: t, dir: dir}
 	d.sources[h] = i
-	return &d.slab[i], i
+	return s, i
 }
 
 // evictSample is how many sources eviction compares. Go randomises where
@@ -319,7 +318,7 @@ func (d *Detector) evictOne() {
 	victim := int32(-1)
 	n := 0
 	for _, i := range d.sources {
-		if victim < 0 || worse(&d.slab[i], &d.slab[victim]) {
+		if victim < 0 || worse(d.slab.at(i), d.slab.at(victim)) {
 			victim = i
 		}
 		if n++; n == evictSample {
@@ -343,7 +342,7 @@ func worse(a, b *source) bool {
 
 // retire stops tracking a source, handing its final finding to the sink.
 func (d *Detector) retire(i int32) {
-	s := &d.slab[i]
+	s := d.slab.at(i)
 	if d.sink != nil && s.attempts > 0 {
 		f := d.finding(s)
 		d.sink(&f, Retired)
@@ -359,7 +358,7 @@ func (d *Detector) retire(i int32) {
 // at a slice of the table per second of traffic time, so the whole table
 // is visited about once a minute at no per-probe cost.
 func (d *Detector) sweep(t int64) {
-	n := len(d.slab)
+	n := d.slab.len()
 	if n == 0 {
 		return
 	}
@@ -367,7 +366,7 @@ func (d *Detector) sweep(t int64) {
 	for j := 0; j < chunk && j < n; j++ {
 		i := d.sweepAt % n
 		d.sweepAt = i + 1
-		s := &d.slab[i]
+		s := d.slab.at(int32(i))
 		if !s.live {
 			continue
 		}

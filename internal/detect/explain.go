@@ -18,7 +18,7 @@ import (
 func (d *Detector) Snapshot() []Finding {
 	out := make([]Finding, 0, len(d.sources))
 	for _, i := range d.sources {
-		s := &d.slab[i]
+		s := d.slab.at(i)
 		if s.attempts == 0 {
 			continue
 		}

@@ -209,3 +209,29 @@ func (s *source) eachPair(f func(host addrKey, hostIdx uint32, port uint16, prot
 func (s *source) evidence() uint64 {
 	return uint64(s.verdict)<<40 | uint64(min(s.score, 1<<30))<<8 | uint64(min(s.failed, 255))
 }
+
+// sourceChunk is how many source records one slab chunk holds. The slab
+// grows a chunk at a time, so records never move (pointers stay valid) and
+// the slack is at most one chunk, not the doubling of a growing slice.
+const sourceChunk = 4096
+
+// sourceSlab stores source records in fixed-size chunks.
+type sourceSlab struct {
+	chunks [][]source
+	n      int // records ever allocated
+}
+
+func (sl *sourceSlab) at(i int32) *source {
+	return &sl.chunks[i/sourceChunk][i%sourceChunk]
+}
+
+func (sl *sourceSlab) len() int { return sl.n }
+
+// grow adds one record and returns its index.
+func (sl *sourceSlab) grow() int32 {
+	if sl.n == len(sl.chunks)*sourceChunk {
+		sl.chunks = append(sl.chunks, make([]source, sourceChunk))
+	}
+	sl.n++
+	return int32(sl.n - 1)
+}
