@@ -486,3 +486,24 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestEmptyUDPIsAProbeAtOnce(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 8; i++ { // all sent within 8 ms, long before any timeout
+		fmt.Fprintf(&b, "0.00%d 10.9.0.1:60000 > 10.9.0.2:%d udp len=0\n", i, 100+i)
+	}
+	// A late reply turns one back into an open port.
+	b.WriteString("0.5 10.9.0.2:103 > 10.9.0.1:60000 udp len=20\n")
+	f := must(t, run(t, DefaultConfig(), b.String()), "10.9.0.1")
+	if f.Verdict != Scan || f.DetectedAtAttempt > 5 || f.Open != 1 || f.Failed != 7 {
+		t.Fatalf("got %v at %d, open %d failed %d: %s", f.Verdict, f.DetectedAtAttempt, f.Open, f.Failed, f.Reason)
+	}
+	// Datagrams with payload wait for an answer: DNS queries are not probes.
+	b.Reset()
+	for i := 0; i < 8; i++ {
+		fmt.Fprintf(&b, "0.00%d 10.9.0.1:%d > 10.9.0.53:53 udp len=40\n0.01%d 10.9.0.53:53 > 10.9.0.1:%d udp len=90\n", i, 30000+i, i, 30000+i)
+	}
+	if f := must(t, run(t, DefaultConfig(), b.String()), "10.9.0.1"); f.Verdict != Benign || f.Failed != 0 {
+		t.Fatalf("DNS client: %v: %s", f.Verdict, f.Reason)
+	}
+}

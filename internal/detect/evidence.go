@@ -66,6 +66,12 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	switch {
 	case kind.stealth():
 		d.resolve(pa, stStealth)
+	case kind == kindUDP && p.Outcome == probe.OutcomeUnknown && p.Known&probe.KnownPayload != 0 && p.Payload == 0:
+		// An empty datagram asks nothing of any service, so no service
+		// answers it: it is a port probe (nmap -sU sends them to all but a
+		// few well-known ports). It counts as unanswered at once; a reply
+		// or an ICMP error later corrects the outcome.
+		d.resolve(pa, stUnanswered)
 	case p.Outcome != probe.OutcomeUnknown && !kind.candidate():
 		d.resolve(pa, stateOf(p.Outcome))
 	case p.Outcome == probe.OutcomeClosed: // a candidate known to be answered by RST
@@ -110,7 +116,16 @@ func (d *Detector) resolve(a *attempt, st state) {
 	case old == st:
 		return
 	case old == stPending:
-	case old == stUnanswered && st == stOpen:
+	case old == stUnanswered && st == stOpen: // a late answer
+	case old == stUnanswered && (st == stClosed || st == stDropped):
+		// A late ICMP error says why there was no answer: still a failure,
+		// only the outcome's name changes.
+		a.st = st
+		if s := d.sourceOf(a); s != nil && a.first1 {
+			s.outcomes[outUnanswered]--
+			s.outcomes[outcomeIndex(st)]++
+		}
+		return
 	default:
 		return
 	}
