@@ -168,11 +168,12 @@ func WriteText(w io.Writer, fs []detect.Finding) error {
 
 // Safe makes text from untrusted input (report lines, log prefixes, host
 // names) fit to print on a terminal: control characters, escape sequences
-// included, are shown as Go escapes instead of being sent to the terminal.
+// included, and invisible format characters (bidi overrides) are shown as
+// Go escapes instead of being sent to the terminal.
 func Safe(s string) string {
 	clean := true
 	for _, r := range s {
-		if r == unicode.ReplacementChar || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if r == unicode.ReplacementChar || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
 			clean = false
 			break
 		}
