@@ -1,0 +1,418 @@
+// Package config reads scanwarden's YAML configuration: an annotated default
+// is embedded in the binary (so no file is needed), and a user's file
+// overlays it. Decoding is strict: an unknown key, a bad address or duration
+// is an error naming the file and line.
+//
+// It knows the shape of the settings, not what the daemon does with them.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/scanwarden/scanwarden/internal/detect"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the annotated default configuration, as `scanwarden
+// config default` prints it.
+func Default() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is the whole configuration.
+type Config struct {
+	StateDir    string   `yaml:"state_dir"`
+	Socket      string   `yaml:"socket"`
+	SocketGroup string   `yaml:"socket_group"`
+	Log         Log      `yaml:"log"`
+	Sensor      Sensor   `yaml:"sensor"`
+	Detect      Detect   `yaml:"detect"`
+	Policy      Policy   `yaml:"policy"`
+	Firewall    Firewall `yaml:"firewall"`
+	Store       Store    `yaml:"store"`
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// Sensor configures the packet sensor.
+type Sensor struct {
+	Interfaces      []string `yaml:"interfaces"`
+	ListenerRefresh Duration `yaml:"listener_refresh"`
+}
+
+// Detect configures the detector (see detect.Config).
+type Detect struct {
+	Sensitivity      string   `yaml:"sensitivity"`
+	Theta0           float64  `yaml:"theta0"`
+	Theta1           float64  `yaml:"theta1"`
+	Alpha            float64  `yaml:"alpha"`
+	Beta             float64  `yaml:"beta"`
+	AnswerTimeout    Duration `yaml:"answer_timeout"`
+	RetransmitWindow Duration `yaml:"retransmit_window"`
+	MaxSources       int      `yaml:"max_sources"`
+	MaxAttempts      int      `yaml:"max_attempts"`
+	IdleForget       Duration `yaml:"idle_forget"`
+	SlowMemory       Duration `yaml:"slow_memory"`
+}
+
+// Policy configures what findings lead to.
+type Policy struct {
+	DryRun           bool       `yaml:"dry_run"`
+	BanOn            string     `yaml:"ban_on"`
+	Allow            []Prefix   `yaml:"allow"`
+	Ignore           []Prefix   `yaml:"ignore"`
+	ResolvConf       string     `yaml:"resolv_conf"`
+	SSHPorts         []uint16   `yaml:"ssh_ports"`
+	MaxBansPerMinute int        `yaml:"max_bans_per_minute"`
+	BanTime          Duration   `yaml:"ban_time"`
+	Escalation       Escalation `yaml:"escalation"`
+	Decoys           string     `yaml:"decoys"`
+}
+
+// Escalation configures repeat-offender bans.
+type Escalation struct {
+	Factor         float64  `yaml:"factor"`
+	Period         Duration `yaml:"period"`
+	PermanentAfter int      `yaml:"permanent_after"`
+	MaxBanTime     Duration `yaml:"max_ban_time"`
+}
+
+// Firewall configures the nftables enforcer.
+type Firewall struct {
+	Enabled      bool   `yaml:"enabled"`
+	Table        string `yaml:"table"`
+	Forward      bool   `yaml:"forward"`
+	RemoveOnStop bool   `yaml:"remove_on_stop"`
+}
+
+// Store configures the state database.
+type Store struct {
+	Retention Duration `yaml:"retention"`
+}
+
+// Duration is a time.Duration that also accepts days ("7d").
+type Duration time.Duration
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String renders whole days as "Nd".
+func (d Duration) String() string {
+	td := time.Duration(d)
+	if td > 0 && td%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(td/(24*time.Hour)), 10) + "d"
+	}
+	return td.String()
+}
+
+// ParseDuration reads Go durations and whole or fractional days.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q (want e.g. 90s, 15m, 1h, 7d)", s)
+	}
+	return d, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return lineError{n.Line, err}
+	}
+	if v < 0 {
+		return lineError{n.Line, fmt.Errorf("negative duration %q", n.Value)}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Prefix is a CIDR prefix that also accepts a single address.
+type Prefix netip.Prefix
+
+// P returns the prefix, masked.
+func (p Prefix) P() netip.Prefix { return netip.Prefix(p) }
+
+// ParsePrefix reads "10.0.0.0/8", "2001:db8::/32" or a single address.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("bad prefix %q: %v", s, err)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bad address %q: %v", s, err)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("bad address %q: zones are not allowed", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParsePrefix(n.Value)
+	if err != nil {
+		return lineError{n.Line, err}
+	}
+	*p = Prefix(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (p Prefix) MarshalYAML() (any, error) { return netip.Prefix(p).String(), nil }
+
+// Prefixes converts a list.
+func Prefixes(ps []Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = p.P()
+	}
+	return out
+}
+
+// lineError is an error at a line of the file being read.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+
+// Error is a configuration error: a file, a line (0 when the error is about
+// how settings combine) and what is wrong.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load returns the defaults overlaid with the file at path ("" for the
+// defaults alone).
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Parse(nil, "")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse returns the defaults overlaid with data, read from file name.
+func Parse(data []byte, name string) (*Config, error) {
+	var c Config
+	if err := decode(defaultYAML, "built-in default", &c); err != nil {
+		return nil, fmt.Errorf("the built-in default configuration is broken: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := decode(data, name, &c); err != nil {
+			return nil, err
+		}
+	}
+	var root yaml.Node
+	yaml.Unmarshal(data, &root)
+	if errs := c.validate(name, &root); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// decode unmarshals strictly, turning yaml's errors into Errors with lines.
+func decode(data []byte, name string, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var le lineError
+	if errors.As(err, &le) {
+		return &Error{File: name, Line: le.line, Msg: le.err.Error()}
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs []error
+		for _, msg := range te.Errors {
+			errs = append(errs, lineMsg(name, msg))
+		}
+		return errors.Join(errs...)
+	}
+	return lineMsg(name, err.Error())
+}
+
+func lineMsg(name, msg string) error {
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		msg = m[2]
+		msg = strings.Replace(msg, "not found in type", "is not a known key (in", 1)
+		if strings.Contains(msg, "is not a known key (in") {
+			msg = strings.TrimPrefix(msg, "field ")
+			msg = strings.SplitN(msg, " is not a known key", 2)[0]
+			msg = fmt.Sprintf("unknown key %q (see `scanwarden config default` for every key)", msg)
+		}
+		return &Error{File: name, Line: n, Msg: msg}
+	}
+	return &Error{File: name, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// lineOf finds the line of a dotted key path in the user's file (0 if the
+// key is not there, i.e. the value is a default).
+func lineOf(root *yaml.Node, path string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, key := range strings.Split(path, ".") {
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return n.Line
+}
+
+// validate checks values and how they combine.
+func (c *Config) validate(name string, root *yaml.Node) []error {
+	if name == "" {
+		name = "built-in default"
+	}
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &Error{File: name, Line: lineOf(root, path), Msg: path + ": " + fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(path, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "must not be empty")
+	}
+	if c.Socket == "" {
+		bad("socket", "must not be empty")
+	}
+	oneOf("log.format", c.Log.Format, "text", "json")
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	for _, i := range c.Sensor.Interfaces {
+		if i == "" || len(i) > 15 || strings.ContainsAny(i, "/ \t") {
+			bad("sensor.interfaces", "%q is not an interface name", i)
+		}
+	}
+	if c.Sensor.ListenerRefresh.D() < 100*time.Millisecond {
+		bad("sensor.listener_refresh", "must be at least 100ms")
+	}
+	oneOf("detect.sensitivity", c.Detect.Sensitivity, "low", "medium", "high")
+	if dc := c.DetectConfig(); dc.Validate() != nil {
+		err := dc.Validate()
+		for _, e := range strings.Split(err.Error(), "\n") {
+			bad("detect", "%s", e)
+		}
+	}
+	oneOf("policy.ban_on", c.Policy.BanOn, "scan", "suspicious")
+	oneOf("policy.decoys", c.Policy.Decoys, "ban-responsive", "ban-all", "ban-none")
+	if c.Policy.MaxBansPerMinute < 1 {
+		bad("policy.max_bans_per_minute", "must be at least 1")
+	}
+	if c.Policy.BanTime.D() < time.Second {
+		bad("policy.ban_time", "must be at least 1s")
+	}
+	e := c.Policy.Escalation
+	if e.Factor < 1 {
+		bad("policy.escalation.factor", "must be at least 1 (1: no escalation)")
+	}
+	if e.PermanentAfter < 0 {
+		bad("policy.escalation.permanent_after", "must be 0 (never) or more")
+	}
+	if e.MaxBanTime.D() < c.Policy.BanTime.D() {
+		bad("policy.escalation.max_ban_time", "must be at least ban_time (%s)", c.Policy.BanTime)
+	}
+	if e.Period.D() <= 0 {
+		bad("policy.escalation.period", "must be positive")
+	}
+	for _, p := range c.Policy.SSHPorts {
+		if p == 0 {
+			bad("policy.ssh_ports", "port 0 is not a port")
+		}
+	}
+	if c.Firewall.Table == "" || len(c.Firewall.Table) > 64 || strings.ContainsAny(c.Firewall.Table, " \t/\"") {
+		bad("firewall.table", "%q is not a usable table name", c.Firewall.Table)
+	}
+	if c.Store.Retention.D() < time.Hour {
+		bad("store.retention", "must be at least 1h")
+	}
+	return errs
+}
+
+// DetectConfig converts the detect section.
+func (c *Config) DetectConfig() detect.Config {
+	d := detect.DefaultConfig()
+	d.Sensitivity = detect.Sensitivity(c.Detect.Sensitivity)
+	d.Theta0, d.Theta1 = c.Detect.Theta0, c.Detect.Theta1
+	d.Alpha, d.Beta = c.Detect.Alpha, c.Detect.Beta
+	d.AnswerTimeout = c.Detect.AnswerTimeout.D()
+	d.RetransmitWindow = c.Detect.RetransmitWindow.D()
+	d.MaxSources = c.Detect.MaxSources
+	d.MaxAttempts = c.Detect.MaxAttempts
+	d.IdleForget = c.Detect.IdleForget.D()
+	d.SlowMemory = c.Detect.SlowMemory.D()
+	return d
+}
