@@ -225,7 +225,8 @@ func (d *Detector) tcp(p *probe.Probe, t int64) {
 	default: // ACK set, no SYN or RST: part of a connection, or an ACK/Maimon probe
 		if a := d.attempts.get(k); a != nil {
 			a.last = t
-			if a.kind == kindSYN && a.st == stOpen && a.handshake == hsNone && f == probe.ACK {
+			if a.kind == kindSYN && a.st == stOpen && a.handshake == hsNone && f&(probe.PSH|probe.URG) == 0 {
+				// ACK, or FIN/ACK: the source went on with the connection.
 				a.handshake = hsCompleted
 				if s := d.sourceOf(a); s != nil {
 					s.completed++

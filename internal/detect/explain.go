@@ -76,6 +76,7 @@ func (d *Detector) finding(s *source) Finding {
 		Failed:      int(s.failed + s.traceroute),
 		Open:        int(s.open),
 		Stealth:     int(s.stealth),
+		Responsive:  s.halfOpen > 0 || s.completed > 0,
 		FirstSeen:   time.Unix(0, s.first).UTC(),
 		LastSeen:    time.Unix(0, s.last).UTC(),
 	}

@@ -92,6 +92,10 @@ type Finding struct {
 	Failed      int  // first contacts that failed (closed, dropped, unanswered)
 	Open        int  // first contacts answered by a listener
 	Stealth     int  // probes no real TCP stack sends (FIN, NULL, Xmas without a connection)
+	// Responsive: the source reacted to our answers (reset a half-open
+	// connection or completed a handshake), so something lives at the
+	// address. A spoofed decoy that does not exist never does.
+	Responsive bool
 
 	FirstSeen         time.Time
 	LastSeen          time.Time

@@ -34,6 +34,7 @@ type JSONFinding struct {
 	Failed            int            `json:"failed"`
 	Open              int            `json:"open"`
 	Stealth           int            `json:"stealth"`
+	Responsive        bool           `json:"responsive"`
 	FirstSeen         string         `json:"first_seen"`
 	LastSeen          string         `json:"last_seen"`
 	DetectedAt        string         `json:"detected_at,omitempty"`
@@ -77,6 +78,7 @@ func ToJSON(f *detect.Finding) JSONFinding {
 		Failed:            f.Failed,
 		Open:              f.Open,
 		Stealth:           f.Stealth,
+		Responsive:        f.Responsive,
 		FirstSeen:         rfc3339(f.FirstSeen),
 		LastSeen:          rfc3339(f.LastSeen),
 		DetectedAtAttempt: f.DetectedAtAttempt,
