@@ -575,3 +575,19 @@ func span(s *source) string {
 	}
 	return d.Round(time.Second).String()
 }
+
+// Forget stops tracking a source without a final report: the daemon calls
+// it when the source is banned, so that whatever the source does after its
+// ban ends is judged afresh (and counts as a new offence).
+func (d *Detector) Forget(a netip.Addr) bool {
+	k := keyOf(a)
+	i, ok := d.sources[d.seed.addr(&k)]
+	if !ok || d.slab.at(i).addr != k {
+		return false
+	}
+	sink := d.sink
+	d.sink = nil
+	d.retire(i)
+	d.sink = sink
+	return true
+}

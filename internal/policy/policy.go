@@ -208,8 +208,9 @@ func (p *Policy) Decide(f *detect.Finding) (d decision.Decision, ok bool) {
 		d.Expires = now.Add(dur)
 	}
 	if p.cfg.DryRun {
-		d.DryRun = true
-		return watch("dry-run")
+		// Keep the would-be expiry: the record says what a real run would do.
+		d.DryRun, d.Kind, d.NotActed = true, decision.Watch, "dry-run"
+		return d, true
 	}
 	if !p.take(now) {
 		return watch(fmt.Sprintf("rate cap: at most %d new bans a minute", p.cfg.MaxBansPerMinute))

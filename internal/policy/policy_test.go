@@ -164,7 +164,7 @@ func TestDryRun(t *testing.T) {
 	c := cfg()
 	c.DryRun = true
 	d, ok := newPolicy(c, nil, nil).Decide(scan("203.0.113.9"))
-	if !ok || d.Kind != decision.Watch || d.NotActed != "dry-run" || !d.DryRun || d.Duration() != 0 {
+	if !ok || d.Kind != decision.Watch || d.NotActed != "dry-run" || !d.DryRun || d.Duration() != time.Hour {
 		t.Fatalf("%+v", d)
 	}
 }
