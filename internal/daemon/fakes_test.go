@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scanwarden/scanwarden/internal/decision"
@@ -189,7 +190,7 @@ func (h *fakeHost) ListenerCount() int        { return len(h.listening) }
 // chanSensor delivers the probes sent on its channel.
 type chanSensor struct {
 	in chan probe.Probe
-	n  uint64
+	n  atomic.Uint64
 }
 
 func (s *chanSensor) Run(ctx context.Context, out func(*probe.Probe)) error {
@@ -198,11 +199,11 @@ func (s *chanSensor) Run(ctx context.Context, out func(*probe.Probe)) error {
 		case <-ctx.Done():
 			return nil
 		case p := <-s.in:
-			s.n++
+			s.n.Add(1)
 			out(&p)
 		}
 	}
 }
-func (s *chanSensor) Stats() SensorStats    { return SensorStats{Packets: s.n, Probes: s.n} }
-func (s *chanSensor) Interfaces() []string  { return nil }
-func (s *chanSensor) Close() error          { return nil }
+func (s *chanSensor) Stats() SensorStats   { return SensorStats{Packets: s.n.Load(), Probes: s.n.Load()} }
+func (s *chanSensor) Interfaces() []string { return nil }
+func (s *chanSensor) Close() error         { return nil }
