@@ -80,7 +80,8 @@ firewall log or an abuse report: no daemon and no root needed.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newAnalyzeCmd())
+	root.AddCommand(newAnalyzeCmd(), newRunCmd(), newStatusCmd(), newListCmd(), newBanCmd(), newUnbanCmd(),
+		newAllowCmd(), newUnallowCmd(), newExplainCmd(), newGrepCmd(), newFindingsCmd(), newConfigCmd(), newFirewallCmd())
 	return root
 }
 

@@ -459,13 +459,23 @@ func (d *Daemon) applyBans(ctx context.Context, bans []decision.Decision) {
 			"finding", b.FindingID, "reason", b.Reason, "undo", undoCommand(b.Target))
 	}
 	d.bans.Store(table)
+	// Keep the finding as it stands at the ban, then start afresh.
+	var last []detect.Finding
 	d.mu.Lock()
 	for i := range bans {
-		if bans[i].Target.IsSingleIP() {
-			d.det.Forget(bans[i].Target.Addr())
+		if a := bans[i].Target.Addr(); bans[i].Target.IsSingleIP() {
+			if f, ok := d.det.FindingFor(a); ok && f.Verdict > detect.Benign {
+				last = append(last, f)
+			}
+			d.det.Forget(a)
 		}
 	}
 	d.mu.Unlock()
+	for i := range last {
+		if err := d.p.Store.SaveFinding(&last[i]); err != nil {
+			d.log.Error("storing a finding", "src", last[i].Src, "err", err)
+		}
+	}
 }
 
 // tickLoop moves the detector's clock when traffic is quiet, so unanswered
@@ -487,12 +497,28 @@ func (d *Daemon) tickLoop(ctx context.Context) {
 		if now.Sub(lastClean) >= 10*time.Second {
 			lastClean = now
 			d.dropExpired(now)
+			d.saveChanged()
 		}
 		if now.Sub(lastPrune) >= time.Hour {
 			lastPrune = now
 			if err := d.p.Store.Prune(now.Add(-d.cfg.Store.Retention.D())); err != nil {
 				d.log.Error("pruning the store", "err", err)
 			}
+		}
+	}
+}
+
+// saveChanged brings the stored findings of suspicious and scanning sources
+// up to date with what the detector has seen since their last save, so
+// explain and grep show the whole story, not the moment of escalation.
+func (d *Daemon) saveChanged() {
+	d.mu.Lock()
+	fs := d.det.Changed(detect.Suspicious, 1000)
+	d.mu.Unlock()
+	for i := range fs {
+		if err := d.p.Store.SaveFinding(&fs[i]); err != nil {
+			d.log.Error("storing a finding", "src", fs[i].Src, "err", err)
+			return
 		}
 	}
 }

@@ -507,3 +507,26 @@ func TestEmptyUDPIsAProbeAtOnce(t *testing.T) {
 		t.Fatalf("DNS client: %v: %s", f.Verdict, f.Reason)
 	}
 }
+
+func TestChangedReportsOnlyWhatChanged(t *testing.T) {
+	d, _ := New(DefaultConfig(), nil)
+	var p probe.Probe
+	feed := func(line string) {
+		probetext.Parse(line, epoch, &p)
+		d.Observe(&p)
+	}
+	for i := 0; i < 6; i++ {
+		feed(fmt.Sprintf("%d 10.9.0.1:5 > 10.9.0.2:%d tcp S outcome=closed", i, i+1))
+	}
+	feed("7 10.9.0.7:5 > 10.9.0.2:80 tcp S outcome=open") // benign
+	if got := d.Changed(Suspicious, 10); len(got) != 1 || got[0].Src.String() != "10.9.0.1" {
+		t.Fatalf("first call: %v", got)
+	}
+	if got := d.Changed(Suspicious, 10); len(got) != 0 {
+		t.Fatalf("nothing changed, got %d", len(got))
+	}
+	feed("8 10.9.0.1:5 > 10.9.0.2:99 tcp S outcome=closed")
+	if got := d.Changed(Suspicious, 10); len(got) != 1 || got[0].Ports != 7 {
+		t.Fatalf("after a new probe: %v", got)
+	}
+}

@@ -88,6 +88,7 @@ func (d *Detector) begin(a *attempt) {
 	a.src, a.gen = slot, s.gen
 	s.packets += uint32(a.packets)
 	s.attempts++
+	s.changed = true
 	s.last = max(s.last, a.last)
 	d.stats.Attempts++
 	a.first1 = s.touchPair(a.key.dst, a.key.dport, a.key.proto, d.cfg.MaxPairsPerSource)
@@ -146,6 +147,7 @@ func (d *Detector) resolve(a *attempt, st state) {
 	if s == nil {
 		return
 	}
+	s.changed = true
 	port, proto := a.key.dport, a.key.proto
 	if old == stUnanswered { // take back the failure a late answer disproves
 		s.outcomes[outUnanswered]--

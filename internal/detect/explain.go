@@ -591,3 +591,22 @@ func (d *Detector) Forget(a netip.Addr) bool {
 	d.sink = sink
 	return true
 }
+
+// Changed returns the findings of sources at or above min whose evidence
+// changed since the last call (at most max of them), so a daemon can keep
+// its stored findings current without rewriting unchanged ones.
+func (d *Detector) Changed(min Verdict, max int) []Finding {
+	var out []Finding
+	for _, i := range d.sources {
+		s := d.slab.at(i)
+		if !s.changed || s.verdict < min || s.attempts == 0 {
+			continue
+		}
+		s.changed = false
+		out = append(out, d.finding(s))
+		if len(out) == max {
+			break
+		}
+	}
+	return out
+}

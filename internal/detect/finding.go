@@ -127,3 +127,6 @@ type PortProto struct {
 	Port  uint16
 	Proto probe.Proto
 }
+
+// MarshalText renders the verdict's name (in logs and JSON).
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }

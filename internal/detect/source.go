@@ -34,6 +34,7 @@ type source struct {
 	gen      uint32
 	live     bool
 	hasHost0 bool
+	changed  bool // evidence changed since Changed last reported it
 	verdict  Verdict
 	dir      probe.Direction
 	nInline  uint8

@@ -292,3 +292,6 @@ func (p *Probe) ErrorOutcome() Outcome {
 	}
 	return OutcomeUnknown
 }
+
+// MarshalText renders the direction's name (in logs and JSON).
+func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
