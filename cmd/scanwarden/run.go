@@ -113,7 +113,11 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 
 	var enf enforce.Enforcer
 	if cfg.Firewall.Enabled {
-		e, err := nft.New(nft.Config{Table: cfg.Firewall.Table, Forward: cfg.Firewall.Forward})
+		nc := nft.Config{Table: cfg.Firewall.Table, Forward: cfg.Firewall.Forward}
+		if t := cfg.Firewall.Throttle; t.Enabled && !cfg.Policy.DryRun {
+			nc.Throttle = nft.Throttle{Rate: t.Rate, Burst: t.Burst}
+		}
+		e, err := nft.New(nc)
 		if err != nil {
 			return fmt.Errorf("firewall: %w", err)
 		}

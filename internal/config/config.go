@@ -95,10 +95,19 @@ type Escalation struct {
 
 // Firewall configures the nftables enforcer.
 type Firewall struct {
-	Enabled      bool   `yaml:"enabled"`
-	Table        string `yaml:"table"`
-	Forward      bool   `yaml:"forward"`
-	RemoveOnStop bool   `yaml:"remove_on_stop"`
+	Enabled      bool     `yaml:"enabled"`
+	Table        string   `yaml:"table"`
+	Forward      bool     `yaml:"forward"`
+	RemoveOnStop bool     `yaml:"remove_on_stop"`
+	Throttle     Throttle `yaml:"throttle"`
+}
+
+// Throttle configures the kernel's per-source limit on attempts at closed
+// ports until a ban lands.
+type Throttle struct {
+	Enabled bool   `yaml:"enabled"`
+	Rate    uint32 `yaml:"rate"`
+	Burst   uint32 `yaml:"burst"`
 }
 
 // Store configures the state database.
@@ -395,6 +404,9 @@ func (c *Config) validate(name string, root *yaml.Node) []error {
 	}
 	if c.Firewall.Table == "" || len(c.Firewall.Table) > 64 || strings.ContainsAny(c.Firewall.Table, " \t/\"") {
 		bad("firewall.table", "%q is not a usable table name", c.Firewall.Table)
+	}
+	if t := c.Firewall.Throttle; t.Enabled && (t.Rate < 1 || t.Burst < 1) {
+		bad("firewall.throttle", "rate and burst must be at least 1 (or set enabled: false)")
 	}
 	if c.Store.Retention.D() < time.Hour {
 		bad("store.retention", "must be at least 1h")

@@ -75,14 +75,14 @@ func TestDaemonBansEveryScanType(t *testing.T) {
 		blocked []string // states that mean the probe met the ban
 		maxGot  int
 	}{
-		{"syn", []string{"-sS", "-p", "1-200"}, l.scanIP(), []string{"open", "closed"}, []string{"filtered"}, 10},
-		{"connect", []string{"-sT", "-p", "1-200"}, l.scanIP(), []string{"open", "closed"}, []string{"filtered"}, 20},
-		{"fin", []string{"-sF", "-p", "1-200"}, l.scanIP(), []string{"closed"}, []string{"open|filtered"}, 20},
-		{"null", []string{"-sN", "-p", "1-200"}, l.scanIP(), []string{"closed"}, []string{"open|filtered"}, 20},
-		{"xmas", []string{"-sX", "-p", "1-200"}, l.scanIP(), []string{"closed"}, []string{"open|filtered"}, 20},
-		{"ack", []string{"-sA", "-p", "1-200"}, l.scanIP(), []string{"unfiltered"}, []string{"filtered"}, 20},
-		{"udp", []string{"-sU", "-p", "1-60"}, l.scanIP(), []string{"closed", "open"}, []string{"open|filtered"}, 20},
-		{"syn-ipv6", []string{"-6", "-sS", "-p", "1-200"}, l.addr6(1), []string{"open", "closed"}, []string{"filtered"}, 10},
+		{"syn", []string{"-sS", "-p", "1-100"}, l.scanIP(), []string{"open", "closed"}, []string{"filtered"}, 10},
+		{"connect", []string{"-sT", "-p", "1-100"}, l.scanIP(), []string{"open", "closed"}, []string{"filtered"}, 10},
+		{"fin", []string{"-sF", "-p", "1-100"}, l.scanIP(), []string{"closed"}, []string{"open|filtered"}, 10},
+		{"null", []string{"-sN", "-p", "1-100"}, l.scanIP(), []string{"closed"}, []string{"open|filtered"}, 10},
+		{"xmas", []string{"-sX", "-p", "1-100"}, l.scanIP(), []string{"closed"}, []string{"open|filtered"}, 10},
+		{"ack", []string{"-sA", "-p", "1-100"}, l.scanIP(), []string{"unfiltered"}, []string{"filtered"}, 10},
+		{"udp", []string{"-sU", "-p", "1-60"}, l.scanIP(), []string{"closed", "open"}, []string{"open|filtered"}, 10},
+		{"syn-ipv6", []string{"-6", "-sS", "-p", "1-100"}, l.addr6(1), []string{"open", "closed"}, []string{"filtered"}, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := l.targetIP()

@@ -96,6 +96,10 @@ type Config struct {
 	// Forward also drops forwarded traffic to banned addresses, for
 	// routers.
 	Forward bool
+	// Throttle, when Rate is above zero, has the kernel itself limit each
+	// source's new connection attempts to ports where nothing listens (and
+	// its stealth probes) until the detector's ban lands. See throttle.go.
+	Throttle Throttle
 	// NetNS is the file descriptor of the network namespace to work in;
 	// 0 is the caller's own. Tests use it; the caller keeps the fd open
 	// while the Enforcer is in use and closes it afterwards.

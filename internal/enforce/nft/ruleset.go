@@ -52,8 +52,15 @@ func (e *Enforcer) newSet(name string, key nftables.SetDatatype) *nftables.Set {
 	return &nftables.Set{Table: e.table, Name: name, KeyType: key, Interval: true, HasTimeout: true}
 }
 
-// chains returns the base chains the configuration calls for.
+// chains returns the chains the configuration calls for: base chains
+// first (so a repair deletes the chains that jump before the ones jumped
+// to), then the throttle's regular chains.
 func (e *Enforcer) chains() []*nftables.Chain {
+	return append(e.baseChains(), e.throttleChains()...)
+}
+
+// baseChains returns the hooked chains.
+func (e *Enforcer) baseChains() []*nftables.Chain {
 	accept := nftables.ChainPolicyAccept
 	out := []*nftables.Chain{{
 		Name: preroutingChain, Table: e.table, Type: nftables.ChainTypeFilter,
@@ -70,7 +77,21 @@ func (e *Enforcer) chains() []*nftables.Chain {
 
 // rules returns the rules chain must hold. sets carry the IDs AddSet gave
 // them when they are created in the same batch.
-func rules(chain *nftables.Chain, fams [2]family) []*nftables.Rule {
+func (e *Enforcer) rules(chain *nftables.Chain, fams [2]family, throttle []*nftables.Set) []*nftables.Rule {
+	if chain.Hooknum == nil {
+		return e.throttleRules(chain, throttle)
+	}
+	if chain.Name == outputChain {
+		return e.resetRules(chain, throttle)
+	}
+	out := banRules(chain, fams)
+	if chain.Name == preroutingChain {
+		out = append(out, e.throttleJumps(chain, throttle)...)
+	}
+	return out
+}
+
+func banRules(chain *nftables.Chain, fams [2]family) []*nftables.Rule {
 	var out []*nftables.Rule
 	for _, f := range fams {
 		offset, comment := f.saddr, commentDropSrc
@@ -104,13 +125,22 @@ func (e *Enforcer) create(c *nftables.Conn) {
 	for _, f := range fams {
 		c.AddSet(f.set, nil) // cannot fail for a set without elements
 	}
-	e.addChains(c, fams)
+	throttle := e.throttleSets()
+	for _, s := range throttle {
+		c.AddSet(s, nil)
+	}
+	e.addChains(c, fams, throttle)
 }
 
-func (e *Enforcer) addChains(c *nftables.Conn, fams [2]family) {
-	for _, ch := range e.chains() {
+// addChains adds every chain before any rule, since the prerouting chain's
+// rules jump to the throttle's chains.
+func (e *Enforcer) addChains(c *nftables.Conn, fams [2]family, throttle []*nftables.Set) {
+	chains := e.chains()
+	for _, ch := range chains {
 		c.AddChain(ch)
-		for _, r := range rules(ch, fams) {
+	}
+	for _, ch := range chains {
+		for _, r := range e.rules(ch, fams, throttle) {
 			c.AddRule(r)
 		}
 	}
@@ -135,6 +165,7 @@ func (e *Enforcer) inspect(c *nftables.Conn) (func(*nftables.Conn), error) {
 	}
 
 	fams := e.families()
+	throttle := e.throttleSets()
 	setOK := map[string]bool{}
 	for _, s := range sets {
 		for _, f := range fams {
@@ -142,17 +173,28 @@ func (e *Enforcer) inspect(c *nftables.Conn) (func(*nftables.Conn), error) {
 				setOK[s.Name] = true
 			}
 		}
+		for _, t := range throttle {
+			if s.Name == t.Name && throttleSetMatches(s, t) {
+				setOK[s.Name] = true
+			}
+		}
 	}
-	chainsOK, err := e.chainsMatch(c, have, fams)
+	chainsOK, err := e.chainsMatch(c, have, fams, throttle)
 	if err != nil {
 		return nil, err
 	}
-	if chainsOK && len(sets) == expectedSetCount && len(setOK) == expectedSetCount {
+	want := expectedSetCount + len(throttle)
+	if chainsOK && len(sets) == want && len(setOK) == want {
 		return nil, nil
 	}
 
 	return func(c *nftables.Conn) {
 		// Deleting a chain deletes its rules, which releases the sets.
+		// Chains that jump go before the chains they jump to.
+		sortBaseFirst(have)
+		for _, ch := range have {
+			c.FlushChain(ch)
+		}
 		for _, ch := range have {
 			c.DelChain(ch)
 		}
@@ -166,7 +208,12 @@ func (e *Enforcer) inspect(c *nftables.Conn) (func(*nftables.Conn), error) {
 				c.AddSet(f.set, nil)
 			}
 		}
-		e.addChains(c, fams)
+		for _, t := range throttle {
+			if !setOK[t.Name] {
+				c.AddSet(t, nil)
+			}
+		}
+		e.addChains(c, fams, throttle)
 	}, nil
 }
 
@@ -185,7 +232,7 @@ func setMatches(got, want *nftables.Set) bool {
 
 // chainsMatch reports whether the table holds exactly the expected chains
 // with exactly the expected rules.
-func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2]family) (bool, error) {
+func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2]family, throttle []*nftables.Set) (bool, error) {
 	want := e.chains()
 	if len(have) != len(want) {
 		return false, nil
@@ -204,7 +251,7 @@ func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2
 		if err != nil {
 			return false, e.wrap(fmt.Sprintf("listing rules of chain %q in", got.Name), err)
 		}
-		if !rulesMatch(rs, rules(w, fams)) {
+		if !rulesMatch(rs, e.rules(w, fams, throttle)) {
 			return false, nil
 		}
 	}
@@ -212,6 +259,9 @@ func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2
 }
 
 func chainMatches(got, want *nftables.Chain) bool {
+	if want.Hooknum == nil { // a regular chain
+		return got.Hooknum == nil
+	}
 	return got.Type == want.Type &&
 		got.Hooknum != nil && *got.Hooknum == *want.Hooknum &&
 		got.Priority != nil && *got.Priority == *want.Priority &&
@@ -224,12 +274,13 @@ func rulesMatch(got, want []*nftables.Rule) bool {
 		return false
 	}
 	for i := range want {
-		if !bytes.Equal(got[i].UserData, want[i].UserData) || len(got[i].Exprs) != len(want[i].Exprs) {
+		wx := decodable(want[i].Exprs)
+		if !bytes.Equal(got[i].UserData, want[i].UserData) || len(got[i].Exprs) != len(wx) {
 			return false
 		}
-		for j := range want[i].Exprs {
+		for j := range wx {
 			g, err1 := marshalNormal(got[i].Exprs[j])
-			w, err2 := marshalNormal(want[i].Exprs[j])
+			w, err2 := marshalNormal(wx[j])
 			if err1 != nil || err2 != nil || !bytes.Equal(g, w) {
 				return false
 			}
@@ -248,6 +299,10 @@ func marshalNormal(x expr.Any) ([]byte, error) {
 		l := *v
 		l.SetID = 0
 		x = &l
+	case *expr.Dynset:
+		d := *v
+		d.SetID = 0
+		x = &d
 	}
 	return expr.Marshal(byte(nftables.TableFamilyINet), x)
 }
@@ -259,4 +314,18 @@ func ruleCounter(r *nftables.Rule) (*expr.Counter, bool) {
 		}
 	}
 	return nil, false
+}
+
+// decodable drops the expressions google/nftables (v0.3.0) writes but does
+// not decode when it reads rules back: the socket expression. Without this a
+// table holding the throttle would never look right and would be rebuilt at
+// every start.
+func decodable(xs []expr.Any) []expr.Any {
+	out := xs[:0:0]
+	for _, x := range xs {
+		if _, ok := x.(*expr.Socket); !ok {
+			out = append(out, x)
+		}
+	}
+	return out
 }
