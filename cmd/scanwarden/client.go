@@ -149,8 +149,8 @@ func newListCmd() *cobra.Command {
 
 func newBanCmd() *cobra.Command {
 	var (
-		cf        clientFlags
-		dur, why  string
+		cf       clientFlags
+		dur, why string
 	)
 	cmd := &cobra.Command{
 		Use:   "ban IP|CIDR",

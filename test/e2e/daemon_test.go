@@ -355,4 +355,3 @@ func TestDaemonRefusesBadStart(t *testing.T) {
 		}
 	}
 }
-

@@ -3,8 +3,8 @@ package nft
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"net"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
