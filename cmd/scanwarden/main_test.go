@@ -93,3 +93,40 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("--version: %d %q", code, out)
 	}
 }
+
+func TestConfigCommands(t *testing.T) {
+	code, out, _ := runCLI(t, "config", "default")
+	if code != exitOK || !strings.Contains(out, "ban_time:") {
+		t.Fatalf("config default: %d", code)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(out), 0o644)
+	if code, out, errs := runCLI(t, "config", "check", good); code != exitOK || !strings.Contains(out, "ok") {
+		t.Fatalf("the default does not pass its own check: %d %s %s", code, out, errs)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("detect:\n  sensitivity: extreme\npolicy:\n  alow: []\n"), 0o644)
+	code, _, errs := runCLI(t, "config", "check", bad)
+	if code != exitFail || !strings.Contains(errs, "bad.yaml:4: unknown key \"alow\"") {
+		t.Fatalf("bad config: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "config", "check", filepath.Join(dir, "none.yaml")); code != exitFail || !strings.Contains(errs, "no such file") {
+		t.Fatalf("missing file: %d %s", code, errs)
+	}
+}
+
+func TestClientCommandsNeedTheDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{{"status"}, {"list"}, {"ban", "192.0.2.1"}, {"explain", "192.0.2.1"}, {"grep", "2001:db8::1"}} {
+		code, _, errs := runCLI(t, append(args, "--socket", sock)...)
+		if code != exitFail || !strings.Contains(errs, "not running") {
+			t.Errorf("%v: %d %s", args, code, errs)
+		}
+	}
+	for _, args := range [][]string{{"ban"}, {"ban", "not-an-ip"}, {"explain", "10.0.0.0/8"}, {"unban", "1.2.3.4", "5.6.7.8"}} {
+		if code, _, _ := runCLI(t, append(args, "--socket", sock)...); code != exitUsage {
+			t.Errorf("%v: exit %d, want usage error", args, code)
+		}
+	}
+}
