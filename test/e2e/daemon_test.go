@@ -245,7 +245,9 @@ func TestDaemonCannotBeTurnedAgainstItsFriends(t *testing.T) {
 			sources := int(st["sources"].(float64))
 			heap := st["heap_bytes"].(float64)
 			det := st["detector"].(map[string]any)
-			t.Logf("after the flood: %d sources tracked (cap 20000), %.0f MiB heap, detector %v, active bans %v", sources, heap/(1<<20), det, st["active_bans"])
+			sensor := st["sensor"].(map[string]any)
+			t.Logf("after the flood: %d sources tracked (cap 20000), %.0f MiB heap, detector %v, sensor %v, active bans %v",
+				sources, heap/(1<<20), det, sensor, st["active_bans"])
 			if sources > 20000 {
 				t.Errorf("%d sources tracked, cap 20000", sources)
 			}

@@ -198,9 +198,11 @@ func (l *lab) startDaemon(extra ...string) {
 		l.t.Fatal(err)
 	}
 	l.daemon = cmd
-	deadline := time.Now().Add(10 * time.Second)
+	start := time.Now()
+	deadline := start.Add(10 * time.Second)
 	for {
 		if _, err := l.cli("status"); err == nil {
+			l.t.Logf("daemon answering %v after start", time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if cmd.ProcessState != nil || time.Now().After(deadline) {

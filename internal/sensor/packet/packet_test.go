@@ -335,6 +335,16 @@ func TestForwardedSeenOnce(t *testing.T) {
 	if err := l.host.Refresh(); err != nil { // forwarding is read on refresh
 		t.Fatal(err)
 	}
+	// Links are followed through netlink events: wait until the new one is
+	// known, or its probes carry its index ("if3") rather than its name.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := l.host.LinkByName("swt1"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host view never learned of swt1")
+		}
+	}
 	l.take()
 	l.dial("10.79.0.2:7") // routed through the target; far answers RST
 	time.Sleep(200 * time.Millisecond)
