@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -33,15 +34,177 @@ func Default() []byte { return bytes.Clone(defaultYAML) }
 
 // Config is the whole configuration.
 type Config struct {
-	StateDir    string   `yaml:"state_dir"`
-	Socket      string   `yaml:"socket"`
-	SocketGroup string   `yaml:"socket_group"`
-	Log         Log      `yaml:"log"`
-	Sensor      Sensor   `yaml:"sensor"`
-	Detect      Detect   `yaml:"detect"`
-	Policy      Policy   `yaml:"policy"`
-	Firewall    Firewall `yaml:"firewall"`
-	Store       Store    `yaml:"store"`
+	StateDir    string    `yaml:"state_dir"`
+	Socket      string    `yaml:"socket"`
+	SocketGroup string    `yaml:"socket_group"`
+	Log         Log       `yaml:"log"`
+	Sensor      Sensor    `yaml:"sensor"`
+	Detect      Detect    `yaml:"detect"`
+	Policy      Policy    `yaml:"policy"`
+	Firewall    Firewall  `yaml:"firewall"`
+	Store       Store     `yaml:"store"`
+	Bait        Bait      `yaml:"bait"`
+	Hooks       []Hook    `yaml:"hooks"`
+	Enforcers   Enforcers `yaml:"enforcers"`
+	Compat      Compat    `yaml:"compat"`
+}
+
+// Bait configures bait ports.
+type Bait struct {
+	TCP      PortList `yaml:"tcp"`
+	UDP      PortList `yaml:"udp"`
+	Banner   string   `yaml:"banner"`
+	Advanced Advanced `yaml:"advanced"`
+	Trigger  int      `yaml:"trigger"`
+	Window   Duration `yaml:"window"`
+}
+
+// Advanced configures advanced (listener-less) bait mode.
+type Advanced struct {
+	Enabled    bool     `yaml:"enabled"`
+	TCPBelow   int      `yaml:"tcp_below"`
+	UDPBelow   int      `yaml:"udp_below"`
+	ExcludeTCP PortList `yaml:"exclude_tcp"`
+	ExcludeUDP PortList `yaml:"exclude_udp"`
+}
+
+// Hook is a command run on bans and unbans.
+type Hook struct {
+	Command []string `yaml:"command"`
+	On      []string `yaml:"on"`
+	Order   string   `yaml:"order"`
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Enforcers configures the enforcers besides nftables.
+type Enforcers struct {
+	HostsDeny      HostsDeny `yaml:"hosts_deny"`
+	BlackholeRoute Toggle    `yaml:"blackhole_route"`
+}
+
+// HostsDeny configures the TCP-wrappers enforcer.
+type HostsDeny struct {
+	Enabled bool   `yaml:"enabled"`
+	Path    string `yaml:"path"`
+	Line    string `yaml:"line"`
+}
+
+// Toggle is a section with only an on/off switch.
+type Toggle struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// Compat configures PortSentry-compatible output.
+type Compat struct {
+	PortsentrySyslog  bool   `yaml:"portsentry_syslog"`
+	PortsentryHistory string `yaml:"portsentry_history"`
+	ResolveHost       bool   `yaml:"resolve_host"`
+}
+
+// PortList is a list of ports and inclusive ranges, from YAML numbers and
+// "a-b" strings (or one comma-separated string, as PortSentry writes them).
+type PortList []PortRange
+
+// PortRange is an inclusive range of ports.
+type PortRange struct{ Lo, Hi uint16 }
+
+// Contains reports whether port is in the list.
+func (l PortList) Contains(port uint16) bool {
+	for _, r := range l {
+		if port >= r.Lo && port <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+// Ports expands the list (ranges included), without duplicates, ascending.
+func (l PortList) Ports() []uint16 {
+	seen := make(map[uint16]bool)
+	var out []uint16
+	for _, r := range l {
+		for p := int(r.Lo); p <= int(r.Hi); p++ {
+			if !seen[uint16(p)] {
+				seen[uint16(p)] = true
+				out = append(out, uint16(p))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// ParsePortList reads "1,11,15,6660-6670" (spaces allowed).
+func ParsePortList(s string) (PortList, error) {
+	var out PortList
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		r, err := parsePortRange(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func parsePortRange(s string) (PortRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	if err != nil || a == 0 {
+		return PortRange{}, fmt.Errorf("bad port %q (want 1-65535 or a range a-b)", s)
+	}
+	b := a
+	if isRange {
+		if b, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16); err != nil || b == 0 || b < a {
+			return PortRange{}, fmt.Errorf("bad port range %q", s)
+		}
+	}
+	return PortRange{uint16(a), uint16(b)}, nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *PortList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v, err := ParsePortList(n.Value)
+		if err != nil {
+			return lineError{n.Line, err}
+		}
+		*l = v
+		return nil
+	case yaml.SequenceNode:
+		var out PortList
+		for _, item := range n.Content {
+			if item.Kind != yaml.ScalarNode {
+				return lineError{item.Line, fmt.Errorf("a port list holds numbers and \"a-b\" ranges")}
+			}
+			r, err := parsePortRange(item.Value)
+			if err != nil {
+				return lineError{item.Line, err}
+			}
+			out = append(out, r)
+		}
+		*l = out
+		return nil
+	}
+	return lineError{n.Line, fmt.Errorf("want a list of ports")}
+}
+
+// MarshalYAML implements yaml.Marshaler: numbers, and "a-b" for ranges.
+func (l PortList) MarshalYAML() (any, error) {
+	out := make([]any, len(l))
+	for i, r := range l {
+		if r.Lo == r.Hi {
+			out[i] = int(r.Lo)
+		} else {
+			out[i] = fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+		}
+	}
+	return out, nil
 }
 
 // Log configures logging.
@@ -407,6 +570,42 @@ func (c *Config) validate(name string, root *yaml.Node) []error {
 	}
 	if t := c.Firewall.Throttle; t.Enabled && (t.Rate < 1 || t.Burst < 1) {
 		bad("firewall.throttle", "rate and burst must be at least 1 (or set enabled: false)")
+	}
+	b := c.Bait
+	if b.Trigger < 0 {
+		bad("bait.trigger", "must be 0 or more")
+	}
+	if b.Window.D() <= 0 {
+		bad("bait.window", "must be positive")
+	}
+	if b.Advanced.TCPBelow < 0 || b.Advanced.TCPBelow > 65536 || b.Advanced.UDPBelow < 0 || b.Advanced.UDPBelow > 65536 {
+		bad("bait.advanced", "tcp_below and udp_below must be between 0 and 65536")
+	}
+	if len(b.Banner) > 4096 {
+		bad("bait.banner", "longer than 4096 bytes")
+	}
+	for i, h := range c.Hooks {
+		path := fmt.Sprintf("hooks[%d]", i)
+		switch {
+		case len(h.Command) == 0 || h.Command[0] == "":
+			bad("hooks", "%s: command must name a program (a list: [program, arg, ...])", path)
+		case !strings.HasPrefix(h.Command[0], "/"):
+			bad("hooks", "%s: the program %q must be an absolute path (no PATH lookup, no shell)", path, h.Command[0])
+		}
+		for _, on := range h.On {
+			if on != "ban" && on != "unban" {
+				bad("hooks", "%s: on: %q is not ban or unban", path, on)
+			}
+		}
+		if h.Order != "" && h.Order != "before" && h.Order != "after" {
+			bad("hooks", "%s: order: %q is not before or after", path, h.Order)
+		}
+		if h.Timeout.D() < 0 || h.Timeout.D() > time.Hour {
+			bad("hooks", "%s: timeout must be between 0 (default 10s) and 1h", path)
+		}
+	}
+	if hd := c.Enforcers.HostsDeny; hd.Enabled && (hd.Path == "" || !strings.Contains(hd.Line, "$TARGET$") || strings.ContainsAny(hd.Line, "\n\r")) {
+		bad("enforcers.hosts_deny", "needs a path and a one-line entry containing $TARGET$")
 	}
 	if c.Store.Retention.D() < time.Hour {
 		bad("store.retention", "must be at least 1h")

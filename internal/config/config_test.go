@@ -78,3 +78,38 @@ func TestDefaultIsAnnotatedAndComplete(t *testing.T) {
 		t.Error("default is not annotated")
 	}
 }
+
+func TestPortLists(t *testing.T) {
+	c, err := Parse([]byte("bait:\n  tcp: [1, 11, \"6660-6670\", 31337]\n  udp: \"1,7,9, 66-67\"\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Bait.TCP.Ports(); len(got) != 14 || got[0] != 1 || got[13] != 31337 || !c.Bait.TCP.Contains(6665) || c.Bait.TCP.Contains(6671) {
+		t.Fatalf("tcp %v", got)
+	}
+	if got := c.Bait.UDP.Ports(); len(got) != 5 {
+		t.Fatalf("udp %v", got)
+	}
+	for _, bad := range []string{"bait:\n  tcp: [0]\n", "bait:\n  tcp: [\"9-3\"]\n", "bait:\n  tcp: [70000]\n", "bait:\n  udp: \"1,x\"\n"} {
+		if _, err := Parse([]byte(bad), "p.yaml"); err == nil || !strings.Contains(err.Error(), "p.yaml:") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+func TestHookChecks(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"hooks:\n  - command: [notify]\n", "absolute path"},
+		{"hooks:\n  - command: []\n", "must name a program"},
+		{"hooks:\n  - command: [/bin/true]\n    on: [finding]\n", "not ban or unban"},
+		{"hooks:\n  - command: [/bin/true]\n    order: first\n", "not before or after"},
+		{"hooks:\n  - command: [/bin/true]\n    colour: red\n", "unknown key"},
+	} {
+		if _, err := Parse([]byte(tc.yaml), "h.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := Parse([]byte("hooks:\n  - command: [/usr/bin/logger, \"$TARGET$\"]\n    on: [ban, unban]\n    order: before\n    timeout: 5s\n"), "h.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
