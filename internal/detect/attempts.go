@@ -152,6 +152,7 @@ type attempt struct {
 	dir       probe.Direction
 	tool      int8  // fingerprinted tool of the first packet, -1 if none
 	stack     uint8 // SYN options: 0 unknown, 1 crafted, 2 a real stack's
+	bait      probe.Bait
 	live      bool  // slot in use
 }
 

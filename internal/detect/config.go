@@ -80,6 +80,14 @@ type Config struct {
 	// DistributedWindow bounds in time the probes that make up one
 	// distributed scan of a target.
 	DistributedWindow time.Duration
+
+	// BaitTrigger: a source whose bait contacts (attempts, not packets)
+	// within BaitWindow of the first one counted exceed this number is a
+	// scan, whatever else it did. 0 acts on the first contact, as
+	// PortSentry's SCAN_TRIGGER=0 does; PortSentry counted in one global
+	// ring of 50 events with no time limit, this is per source and timed.
+	BaitTrigger int
+	BaitWindow  time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
@@ -99,6 +107,8 @@ func DefaultConfig() Config {
 		SlowMemory:        24 * time.Hour,
 		PrivilegedWeight:  3,
 		DistributedWindow: 10 * time.Minute,
+		BaitTrigger:       0,
+		BaitWindow:        5 * time.Minute,
 	}
 }
 
@@ -126,6 +136,8 @@ func (c *Config) Validate() error {
 	check(c.IdleForget > 0 && c.SlowMemory >= c.IdleForget, "slow memory must be at least idle forget, and both positive")
 	check(c.PrivilegedWeight >= 1, "privileged weight must be at least 1")
 	check(c.DistributedWindow > 0, "distributed window must be positive")
+	check(c.BaitTrigger >= 0 && c.BaitTrigger < 1<<15, "bait trigger must be between 0 and 32767")
+	check(c.BaitWindow > 0, "bait window must be positive")
 	return errors.Join(errs...)
 }
 

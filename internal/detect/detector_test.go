@@ -530,3 +530,52 @@ func TestChangedReportsOnlyWhatChanged(t *testing.T) {
 		t.Fatalf("after a new probe: %v", got)
 	}
 }
+
+func baitProbe(line string, kind probe.Bait) probe.Probe {
+	var p probe.Probe
+	if _, err := probetext.Parse(line, epoch, &p); err != nil {
+		panic(err)
+	}
+	p.Bait = kind
+	return p
+}
+
+func TestBaitConnectionIsAScanAtOnce(t *testing.T) {
+	d, _ := New(DefaultConfig(), nil)
+	// The packet sensor sees the SYN (open: a bait listener takes it), then
+	// the bait sensor reports the completed connection on the same 4-tuple.
+	p := baitProbe("0 10.9.0.1:40000 > 10.9.0.2:31337 tcp S seq=1 opts=mss,sack,ts,ws outcome=open", probe.BaitNone)
+	d.Observe(&p)
+	p = baitProbe("0.001 10.9.0.1:40000 > 10.9.0.2:31337 tcp S outcome=open", probe.BaitConnect)
+	d.Observe(&p)
+	f, _ := d.FindingFor(netip.MustParseAddr("10.9.0.1"))
+	if f.Verdict != Scan || f.Attempts != 1 || f.Evidence.BaitHits != 1 || f.DetectedAtAttempt != 1 {
+		t.Fatalf("got %v attempts %d bait %d at %d: %s", f.Verdict, f.Attempts, f.Evidence.BaitHits, f.DetectedAtAttempt, f.Reason)
+	}
+	if !strings.Contains(f.Reason, "Touched bait") || !strings.Contains(f.Reason, "31337") {
+		t.Errorf("reason: %s", f.Reason)
+	}
+}
+
+func TestBaitTriggerAndWindow(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BaitTrigger, cfg.BaitWindow = 2, time.Minute
+	d, _ := New(cfg, nil)
+	hit := func(ts float64, port int) Verdict {
+		p := baitProbe(fmt.Sprintf("%.1f 10.9.0.1:%d > 10.9.0.2:%d udp outcome=open", ts, 40000+port, port), probe.BaitConnect)
+		d.Observe(&p)
+		f, _ := d.FindingFor(netip.MustParseAddr("10.9.0.1"))
+		return f.Verdict
+	}
+	hit(0, 7)
+	hit(1, 7) // a repeat of the same datagram flow: not a second contact
+	p := baitProbe("1.5 10.9.0.1:40007 > 10.9.0.2:7 udp outcome=open", probe.BaitConnect)
+	d.Observe(&p)
+	if v := hit(70, 9); v == Scan { // the window of the first contact has passed
+		t.Fatal("contacts more than the window apart added up")
+	}
+	hit(80, 11)
+	if v := hit(90, 13); v != Scan {
+		t.Fatalf("3 bait contacts within a minute, trigger 2: %v", v)
+	}
+}

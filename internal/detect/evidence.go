@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"slices"
+
 	"github.com/scanwarden/scanwarden/internal/probe"
 )
 
@@ -25,12 +27,21 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 			// retransmission of one attempt, not a new one.
 			a.packets = satAdd16(a.packets)
 			a.last = t
-			if s := d.sourceOf(a); s != nil {
+			s := d.sourceOf(a)
+			if s != nil {
 				s.packets++
 				s.retrans++
 				s.last = t
 			}
 			d.stats.Retransmits++
+			if p.Bait != probe.BaitNone && a.bait == probe.BaitNone {
+				// The bait sensor reports the connection the packet sensor
+				// already saw begin: the same attempt, now known to be bait.
+				a.bait = p.Bait
+				if s != nil {
+					d.baitHit(s, a)
+				}
+			}
 			return
 		}
 		if a.st == stPending {
@@ -40,7 +51,7 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	if d.attempts.len() >= d.cfg.MaxAttempts {
 		d.shedAttempt()
 	}
-	a = &attempt{key: k, first: t, last: t, src: -1, packets: 1, kind: kind, dir: p.Direction, tool: -1}
+	a = &attempt{key: k, first: t, last: t, src: -1, packets: 1, kind: kind, dir: p.Direction, tool: -1, bait: p.Bait}
 	if p.Known&probe.KnownSeq != 0 {
 		switch {
 		case kind == kindSYN:
@@ -92,6 +103,9 @@ func (d *Detector) begin(a *attempt) {
 	s.last = max(s.last, a.last)
 	d.stats.Attempts++
 	a.first1 = s.touchPair(a.key.dst, a.key.dport, a.key.proto, d.cfg.MaxPairsPerSource)
+	if a.bait != probe.BaitNone {
+		defer d.baitHit(s, a) // once the attempt is fully accounted
+	}
 	if !a.first1 {
 		return
 	}
@@ -223,12 +237,34 @@ func (d *Detector) weight(port uint16) uint32 {
 	return 1
 }
 
+// baitHit counts a bait contact: one attempt, however many packets.
+func (d *Detector) baitHit(s *source, a *attempt) {
+	if s.baitN == 0 || d.now-s.baitFirst > int64(d.cfg.BaitWindow) {
+		s.baitN, s.baitFirst = 0, d.now
+	}
+	s.baitN = satAdd16(s.baitN)
+	s.baitTotal++
+	s.changed = true
+	e := s.extended()
+	e.baitModes |= 1 << a.bait
+	pp := PortProto{a.key.dport, a.key.proto}
+	if len(e.baitPorts) < displayPorts && !slices.Contains(e.baitPorts, pp) {
+		e.baitPorts = append(e.baitPorts, pp)
+	}
+	d.evaluate(s)
+}
+
+// baited reports whether the bait rule has decided.
+func (d *Detector) baited(s *source) bool { return int(s.baitN) > d.cfg.BaitTrigger }
+
 // judge weighs a source's evidence.
 func (d *Detector) judge(s *source) Verdict {
 	th := d.th
 	trwScanner := s.llr >= d.trw.upper
 	stealthPorts := int(s.kinds[kindFIN]) + int(s.kinds[kindNULL]) + int(s.kinds[kindXmas]) + int(s.kinds[kindOddTCP])
 	switch {
+	case d.baited(s):
+		return Scan
 	case trwScanner && int(s.score) >= th.scanScore:
 		return Scan
 	case int(s.failed) >= th.bigFailures && s.failed >= 4*s.open:

@@ -115,6 +115,13 @@ func (d *Detector) finding(s *source) Finding {
 	if s.ext != nil {
 		f.Evidence.Decoys = sortedAddrs(s.ext.decoys)
 		f.Evidence.Group = sortedAddrs(s.ext.group)
+		f.Evidence.BaitHits = int(s.baitTotal)
+		f.Evidence.BaitPorts = append([]PortProto(nil), s.ext.baitPorts...)
+		for _, m := range []probe.Bait{probe.BaitConnect, probe.BaitAdvanced} {
+			if s.ext.baitModes&(1<<m) != 0 {
+				f.Evidence.BaitModes = append(f.Evidence.BaitModes, m.String())
+			}
+		}
 	}
 	f.Tool = toolOf(s)
 	if s.verdict > Benign {
@@ -344,6 +351,10 @@ func (d *Detector) reason(s *source, f *Finding, sum *summary) string {
 
 func (d *Detector) scanReason(s *source, f *Finding, sum *summary) string {
 	var b strings.Builder
+	if s.baitTotal > 0 {
+		fmt.Fprintf(&b, "Touched bait: %s with %s (%s), which no service uses and nobody has a reason to contact. ",
+			plural(int(s.baitTotal), "contact"), portList(f.Evidence.BaitPorts, len(f.Evidence.BaitPorts)), baitModeText(f.Evidence.BaitModes))
+	}
 	what := typePhrase[f.ScanType]
 	switch f.Class {
 	case ClassHorizontal:
@@ -380,6 +391,8 @@ func (d *Detector) scanReason(s *source, f *Finding, sum *summary) string {
 // why says which rule made the call.
 func (d *Detector) why(s *source) string {
 	switch {
+	case d.baited(s):
+		return fmt.Sprintf("%s within %s, more than the bait trigger (%d)", plural(int(s.baitN), "bait contact"), d.cfg.BaitWindow, d.cfg.BaitTrigger)
 	case s.ext != nil && s.ext.distrib && !(s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore):
 		return "its share of a distributed scan"
 	case s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore:
@@ -609,4 +622,17 @@ func (d *Detector) Changed(min Verdict, max int) []Finding {
 		}
 	}
 	return out
+}
+
+func baitModeText(modes []string) string {
+	var parts []string
+	for _, m := range modes {
+		switch m {
+		case "connect":
+			parts = append(parts, "a completed connection or datagram to a bait listener")
+		case "advanced":
+			parts = append(parts, "a port in the advanced-mode range where nothing listens")
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -119,6 +119,9 @@ type Evidence struct {
 	Fingerprints map[string]int    // tool fingerprints seen, by probe
 	Outcomes     map[string]int    // first contacts by outcome: open, closed, dropped, unanswered
 	Fragments    int               // later IP fragments (not parsed)
+	BaitHits     int               // contacts with bait ports (attempts)
+	BaitPorts    []PortProto       // the first few bait ports touched
+	BaitModes    []string          // "connect", "advanced"
 	Extra        map[string]string // sensor- or policy-specific notes
 }
 

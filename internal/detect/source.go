@@ -62,6 +62,9 @@ type source struct {
 	completed   uint16         // handshakes the source completed
 	halfOpen    uint16         // handshakes the source reset (SYN scan)
 	tools       [nTools]uint16 // fingerprint votes
+	baitN       uint16         // bait contacts in the current window
+	baitFirst   int64          // when that window began
+	baitTotal   uint32         // bait contacts ever
 
 	ext *sourceExt
 }
@@ -76,6 +79,8 @@ type sourceExt struct {
 	decoys    []addrKey
 	group     []addrKey
 	distrib   bool
+	baitPorts []PortProto // the first few bait ports touched
+	baitModes uint8       // 1<<probe.Bait for each mode seen
 }
 
 const displayHosts = 8

@@ -71,8 +71,8 @@ const (
 // returns ErrTruncated, so callers may count it.
 func Decode(link LinkType, frame []byte, p *Probe) error {
 	t, dir, iface := p.Time, p.Direction, p.Iface
-	sensor, outcome := p.Sensor, p.Outcome
-	*p = Probe{Time: t, Direction: dir, Iface: iface, Sensor: sensor, Outcome: outcome}
+	sensor, outcome, bait := p.Sensor, p.Outcome, p.Bait
+	*p = Probe{Time: t, Direction: dir, Iface: iface, Sensor: sensor, Outcome: outcome, Bait: bait}
 	switch link {
 	case LinkEthernet:
 		return decodeEthernet(frame, p)

@@ -227,7 +227,29 @@ type Probe struct {
 	Direction Direction
 	Sensor    Sensor
 	Outcome   Outcome
+	Bait      Bait   // the contact touched a bait port
 	Iface     string // interface name where the sensor knows it
+}
+
+// Bait says how a probe touched a bait port: a port no service uses, which
+// nobody has a reason to contact.
+type Bait uint8
+
+// Bait kinds, as PortSentry named its modes.
+const (
+	BaitNone     Bait = iota
+	BaitConnect       // a completed TCP connection to, or a datagram read on, a bait listener
+	BaitAdvanced      // a contact with a listener-less port in the advanced-mode range
+)
+
+func (b Bait) String() string {
+	switch b {
+	case BaitConnect:
+		return "connect"
+	case BaitAdvanced:
+		return "advanced"
+	}
+	return "none"
 }
 
 // Inner is the header an ICMP error quotes: the packet it is answering.

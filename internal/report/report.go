@@ -57,6 +57,9 @@ type JSONEvidence struct {
 	Decoys       []string       `json:"decoys,omitempty"`
 	Group        []string       `json:"group,omitempty"`
 	Fragments    int            `json:"fragments,omitempty"`
+	BaitHits     int            `json:"bait_hits,omitempty"`
+	BaitPorts    []string       `json:"bait_ports,omitempty"`
+	BaitModes    []string       `json:"bait_modes,omitempty"`
 }
 
 // ToJSON converts a finding.
@@ -99,6 +102,9 @@ func ToJSON(f *detect.Finding) JSONFinding {
 		Decoys:       strs(e.Decoys),
 		Group:        strs(e.Group),
 		Fragments:    e.Fragments,
+		BaitHits:     e.BaitHits,
+		BaitPorts:    ports(e.BaitPorts),
+		BaitModes:    e.BaitModes,
 	}
 	if len(e.ProbeTypes) > 0 {
 		j.Evidence.ProbeTypes = map[string]int{}

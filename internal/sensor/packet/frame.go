@@ -144,6 +144,7 @@ func (f *framer) frame(data []byte, ci gopacket.CaptureInfo) verdict {
 	p.Time = ci.Timestamp
 	p.Direction = probe.DirUnknown
 	p.Outcome = probe.OutcomeUnknown
+	p.Bait = probe.BaitNone
 	p.Sensor = probe.SensorPacket
 	p.Iface = link.Name
 	if !known {

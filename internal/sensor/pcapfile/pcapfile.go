@@ -127,6 +127,7 @@ func (r *Reader) Next(p *probe.Probe) error {
 		p.Time = ci.Timestamp
 		p.Direction = probe.DirUnknown
 		p.Outcome = probe.OutcomeUnknown
+		p.Bait = probe.BaitNone
 		p.Sensor = probe.SensorPcap
 		p.Iface = ""
 		err = probe.Decode(link, data, p)
