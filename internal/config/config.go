@@ -625,5 +625,7 @@ func (c *Config) DetectConfig() detect.Config {
 	d.MaxAttempts = c.Detect.MaxAttempts
 	d.IdleForget = c.Detect.IdleForget.D()
 	d.SlowMemory = c.Detect.SlowMemory.D()
+	d.BaitTrigger = c.Bait.Trigger
+	d.BaitWindow = c.Bait.Window.D()
 	return d
 }

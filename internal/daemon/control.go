@@ -125,10 +125,14 @@ func (d *Daemon) manualBan(ctx context.Context, req *api.Request, peer api.Peer)
 	if d.cfg.Policy.DryRun {
 		return nil, errors.New("the daemon runs in dry-run mode: it blocks nothing, not even by hand")
 	}
+	if d.p.Hooks != nil && d.p.Hooks.HasBefore("ban") {
+		d.p.Hooks.Before(ctx, hookEventOf("ban", &dec, nil))
+	}
 	d.applyBans(ctx, []decision.Decision{dec})
 	if !d.banned(target.Addr()) {
 		return nil, fmt.Errorf("the ban on %s could not be applied (see the daemon's log)", target)
 	}
+	d.afterBan(&dec, nil)
 	return &api.BanResult{Decision: dec, Message: fmt.Sprintf("banned %s for %s", target, durationText(dur)), Undo: undoCommand(target)}, nil
 }
 
@@ -143,6 +147,9 @@ func (d *Daemon) unban(ctx context.Context, s, by, reason string) (*api.BanResul
 	lifted, err := d.lift(ctx, target, by, reason)
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range lifted {
+		d.hookEvent("unban", &decision.Decision{Kind: decision.Unban, Target: p, Reason: reason}, nil)
 	}
 	if len(lifted) == 0 {
 		if pfx, _, ok := d.bans.Load().LookupPrefixLPM(target); ok && d.banned(target.Addr()) {
@@ -170,10 +177,8 @@ func (d *Daemon) lift(ctx context.Context, target netip.Prefix, by, reason strin
 	if len(lifted) == 0 {
 		return nil, nil
 	}
-	if d.p.Enforcer != nil {
-		if err := d.p.Enforcer.Apply(ctx, nil, lifted); err != nil {
-			return nil, fmt.Errorf("removing from the firewall: %w", err)
-		}
+	if err := d.applyAll(ctx, nil, lifted); err != nil {
+		return nil, fmt.Errorf("removing from the firewall: %w", err)
 	}
 	now := d.now()
 	if reason == "" {

@@ -77,16 +77,35 @@ type SensorStats struct {
 	Packets, Probes, Malformed, KernelDrops uint64
 }
 
+// ProbeSource is a sensor besides the packet sensor (bait ports, ...): it
+// calls out from any goroutine.
+type ProbeSource interface {
+	Run(ctx context.Context, out func(*probe.Probe)) error
+}
+
+// Notifier hears of findings and bans (PortSentry-style lines, alerts).
+type Notifier interface {
+	Finding(f *detect.Finding)
+	Ban(d *decision.Decision, f *detect.Finding)
+}
+
 // Parts are the daemon's collaborators, built by the caller (the real ones
 // in cmd/scanwarden, fakes in tests).
 type Parts struct {
 	Store    Store
-	Enforcer enforce.Enforcer // nil: firewall disabled
-	Host     Host
-	Sensor   Sensor
-	Log      *slog.Logger
-	Now      func() time.Time // default time.Now
-	Version  string
+	Enforcer enforce.Enforcer // the firewall (nftables); nil: disabled
+	// More enforcers that carry out every ban too (hosts.deny, blackhole
+	// routes). They keep no timeouts: the daemon removes their entries when
+	// a ban is lifted or ends.
+	MoreEnforcers []enforce.Enforcer
+	Host          Host
+	Sensor        Sensor
+	More          []ProbeSource
+	Notifiers     []Notifier
+	Hooks         Hooks // nil: none
+	Log           *slog.Logger
+	Now           func() time.Time // default time.Now
+	Version       string
 	// Ready is called once the daemon is detecting and blocking (sd_notify).
 	Ready func()
 }
@@ -186,7 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 4+len(d.p.More))
 	var wg sync.WaitGroup
 	wg.Add(4)
 	// Each part reports only a failure; a part that ends without one while
@@ -206,6 +225,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go part("decisions", func() error { return d.decideLoop(ctx) })
 	go part("clock", func() error { d.tickLoop(ctx); return nil })
 	go part("packet sensor", func() error { return d.p.Sensor.Run(ctx, d.onProbe) })
+	for _, src := range d.p.More {
+		wg.Add(1)
+		go part("sensor", func() error { return src.Run(ctx, d.onProbe) })
+	}
 	d.log.Info("scanwarden running", "version", d.p.Version, "interfaces", ifaceList(d.p.Sensor.Interfaces()),
 		"firewall", d.firewallName(), "dry_run", d.cfg.Policy.DryRun, "state_dir", d.cfg.StateDir)
 	if d.p.Ready != nil {
@@ -235,8 +258,8 @@ func (d *Daemon) firewallName() string {
 	return fmt.Sprintf("%s table inet %s", d.p.Enforcer.Name(), d.cfg.Firewall.Table)
 }
 
-// setupFirewall creates or adopts our table and makes the kernel hold
-// exactly the store's active bans, with their remaining time.
+// setupFirewall creates or adopts what every enforcer needs and makes each
+// hold exactly the store's active bans, with their remaining time.
 func (d *Daemon) setupFirewall(ctx context.Context) error {
 	now := d.now()
 	active, err := d.p.Store.ActiveBans(now)
@@ -248,15 +271,30 @@ func (d *Daemon) setupFirewall(ctx context.Context) error {
 		table.Insert(active[i].Target.Masked(), &activeBan{active[i]})
 	}
 	d.bans.Store(table)
-	if d.p.Enforcer == nil {
-		return nil
+	for _, e := range d.enforcers() {
+		if err := d.reconcile(ctx, e, active); err != nil {
+			return err
+		}
 	}
-	if err := d.p.Enforcer.Setup(ctx); err != nil {
-		return fmt.Errorf("setting up the firewall: %w", err)
+	return nil
+}
+
+// enforcers lists every enforcer, the firewall first.
+func (d *Daemon) enforcers() []enforce.Enforcer {
+	var out []enforce.Enforcer
+	if d.p.Enforcer != nil {
+		out = append(out, d.p.Enforcer)
 	}
-	kernel, err := d.p.Enforcer.Bans(ctx)
+	return append(out, d.p.MoreEnforcers...)
+}
+
+func (d *Daemon) reconcile(ctx context.Context, e enforce.Enforcer, active []decision.Decision) error {
+	if err := e.Setup(ctx); err != nil {
+		return fmt.Errorf("setting up %s: %w", e.Name(), err)
+	}
+	held, err := e.Bans(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the firewall's bans: %w", err)
+		return fmt.Errorf("reading the bans %s holds: %w", e.Name(), err)
 	}
 	want := map[netip.Prefix]bool{}
 	var add []enforce.Ban
@@ -265,15 +303,29 @@ func (d *Daemon) setupFirewall(ctx context.Context) error {
 		add = append(add, enforce.Ban{Prefix: b.Target.Masked(), Expires: b.Expires})
 	}
 	var remove []netip.Prefix
-	for _, b := range kernel {
+	for _, b := range held {
 		if !want[b.Prefix.Masked()] {
 			remove = append(remove, b.Prefix.Masked())
 		}
 	}
-	if err := d.p.Enforcer.Apply(ctx, add, remove); err != nil {
-		return fmt.Errorf("restoring %d bans: %w", len(add), err)
+	if err := e.Apply(ctx, add, remove); err != nil {
+		return fmt.Errorf("%s: restoring %d bans: %w", e.Name(), len(add), err)
 	}
-	d.log.Info("firewall ready", "table", "inet "+d.cfg.Firewall.Table, "restored", len(add), "removed_unknown", len(remove), "found_in_kernel", len(kernel))
+	d.log.Info("enforcer ready", "enforcer", e.Name(), "restored", len(add), "removed_unknown", len(remove), "found", len(held))
+	return nil
+}
+
+// applyAll carries out one batch in every enforcer. The firewall's failure
+// fails the batch; another enforcer's is logged (the firewall still holds).
+func (d *Daemon) applyAll(ctx context.Context, add []enforce.Ban, remove []netip.Prefix) error {
+	for i, e := range d.enforcers() {
+		if err := e.Apply(ctx, add, remove); err != nil {
+			if i == 0 && d.p.Enforcer != nil {
+				return fmt.Errorf("%s: %w", e.Name(), err)
+			}
+			d.log.Error("enforcer", "enforcer", e.Name(), "err", err)
+		}
+	}
 	return nil
 }
 
@@ -292,13 +344,15 @@ func (d *Daemon) loadLists() error {
 }
 
 func (d *Daemon) shutdown() {
-	if d.p.Enforcer != nil && d.cfg.Firewall.RemoveOnStop {
+	if d.cfg.Firewall.RemoveOnStop {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := d.p.Enforcer.Teardown(ctx); err != nil {
-			d.log.Error("removing the firewall table", "err", err)
-		} else {
-			d.log.Info("firewall table removed (remove_on_stop)")
+		for _, e := range d.enforcers() {
+			if err := e.Teardown(ctx); err != nil {
+				d.log.Error("removing what the enforcer holds", "enforcer", e.Name(), "err", err)
+			} else {
+				d.log.Info("enforcer cleared (remove_on_stop)", "enforcer", e.Name())
+			}
 		}
 	}
 	d.log.Info("scanwarden stopped", "bans_left_in_kernel", d.p.Enforcer != nil && !d.cfg.Firewall.RemoveOnStop)
@@ -346,9 +400,28 @@ func (d *Daemon) setOutcome(p *probe.Probe) {
 	}
 	if d.p.Host.Listening(p.Proto, p.Dst) {
 		p.Outcome = probe.OutcomeOpen
-	} else {
-		p.Outcome = probe.OutcomeClosed
+		return
 	}
+	p.Outcome = probe.OutcomeClosed
+	if d.advancedBait(p.Proto, p.Dst.Port()) {
+		p.Bait = probe.BaitAdvanced
+	}
+}
+
+// advancedBait reports whether a listener-less port is bait in advanced
+// mode (the listener table has just said nothing listens there).
+func (d *Daemon) advancedBait(proto probe.Proto, port uint16) bool {
+	a := &d.cfg.Bait.Advanced
+	if !a.Enabled || port == 0 {
+		return false
+	}
+	switch proto {
+	case probe.TCP:
+		return int(port) < a.TCPBelow && !a.ExcludeTCP.Contains(port)
+	case probe.UDP:
+		return int(port) < a.UDPBelow && !a.ExcludeUDP.Contains(port)
+	}
+	return false
 }
 
 // banned reports whether a ban is in force on a.
@@ -396,6 +469,7 @@ func (d *Daemon) decideLoop(ctx context.Context) error {
 
 func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 	var bans []decision.Decision
+	var causes []*detect.Finding
 	for i := range batch {
 		f := &batch[i]
 		d.stats.findings.Add(1)
@@ -406,6 +480,9 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 			d.log.Warn("finding", "src", f.Src, "verdict", f.Verdict, "type", f.ScanType, "class", f.Class,
 				"direction", f.Direction, "ports", f.Ports, "hosts", f.Hosts, "attempts", f.Attempts, "packets", f.Packets,
 				"tool", f.Tool, "id", f.ID, "reason", f.Reason)
+			for _, n := range d.p.Notifiers {
+				n.Finding(f)
+			}
 		}
 		dec, ok := d.pol.Decide(f)
 		if !ok {
@@ -416,6 +493,7 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 				continue // already banned (a finding queued before the ban)
 			}
 			bans = append(bans, dec)
+			causes = append(causes, f)
 			continue
 		}
 		d.stats.notActed.Add(1)
@@ -427,9 +505,37 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 		}
 		d.log.Warn("not banned", "target", dec.Target, "why", dec.NotActed, "finding", dec.FindingID)
 	}
-	if len(bans) > 0 {
-		d.applyBans(ctx, bans)
+	if len(bans) == 0 {
+		return
 	}
+	if d.p.Hooks == nil || !d.p.Hooks.HasBefore("ban") {
+		d.applyBans(ctx, bans)
+		for i := range bans {
+			d.afterBan(&bans[i], causes[i])
+		}
+		return
+	}
+	// "before" hooks run first (PortSentry's KILL_RUN_CMD_FIRST), each ban
+	// on its own, off this loop, so a slow hook delays only its own ban.
+	for i := range bans {
+		dec, f := bans[i], *causes[i]
+		go func() {
+			d.p.Hooks.Before(ctx, hookEventOf("ban", &dec, &f))
+			d.applyBans(ctx, []decision.Decision{dec})
+			d.afterBan(&dec, &f)
+		}()
+	}
+}
+
+// afterBan tells the notifiers and the "after" hooks about a ban in force.
+func (d *Daemon) afterBan(dec *decision.Decision, f *detect.Finding) {
+	if !d.banned(dec.Target.Addr()) {
+		return // the ban failed; applyBans logged why
+	}
+	for _, n := range d.p.Notifiers {
+		n.Ban(dec, f)
+	}
+	d.hookEvent("ban", dec, f)
 }
 
 // applyBans puts bans into the kernel (one batch), the store and the
@@ -437,15 +543,13 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 func (d *Daemon) applyBans(ctx context.Context, bans []decision.Decision) {
 	d.banMu.Lock()
 	defer d.banMu.Unlock()
-	if d.p.Enforcer != nil {
-		add := make([]enforce.Ban, len(bans))
-		for i, b := range bans {
-			add[i] = enforce.Ban{Prefix: b.Target.Masked(), Expires: b.Expires}
-		}
-		if err := d.p.Enforcer.Apply(ctx, add, nil); err != nil {
-			d.log.Error("firewall: applying bans", "count", len(bans), "err", err)
-			return
-		}
+	add := make([]enforce.Ban, len(bans))
+	for i, b := range bans {
+		add[i] = enforce.Ban{Prefix: b.Target.Masked(), Expires: b.Expires}
+	}
+	if err := d.applyAll(ctx, add, nil); err != nil {
+		d.log.Error("applying bans", "count", len(bans), "err", err)
+		return
 	}
 	table := d.bans.Load()
 	for i := range bans {
@@ -539,6 +643,15 @@ func (d *Daemon) dropExpired(now time.Time) {
 	}
 	if len(expired) > 0 {
 		d.bans.Store(table)
+		// The firewall expired them itself; the others keep no timeouts.
+		for _, e := range d.p.MoreEnforcers {
+			if err := e.Apply(context.Background(), nil, expired); err != nil {
+				d.log.Error("removing expired bans", "enforcer", e.Name(), "err", err)
+			}
+		}
+		for _, pfx := range expired {
+			d.hookEvent("unban", &decision.Decision{Kind: decision.Unban, Target: pfx, Reason: "the ban ended"}, nil)
+		}
 	}
 }
 

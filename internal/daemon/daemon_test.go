@@ -50,7 +50,7 @@ type harness struct {
 	once   sync.Once
 }
 
-func start(t *testing.T, mutate func(*config.Config), store *memStore, fw *enforce.Fake) *harness {
+func start(t *testing.T, mutate func(*config.Config), store *memStore, fw *enforce.Fake, parts ...func(*Parts)) *harness {
 	t.Helper()
 	cfg, err := config.Parse(nil, "")
 	if err != nil {
@@ -81,8 +81,12 @@ func start(t *testing.T, mutate func(*config.Config), store *memStore, fw *enfor
 	if !cfg.Firewall.Enabled {
 		enf = nil
 	}
-	d, err := New(cfg, Parts{Store: store, Enforcer: enf, Host: host, Sensor: h.sensor,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clk.now, Version: "test"})
+	pp := Parts{Store: store, Enforcer: enf, Host: host, Sensor: h.sensor,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clk.now, Version: "test"}
+	for _, f := range parts {
+		f(&pp)
+	}
+	d, err := New(cfg, pp)
 	if err != nil {
 		t.Fatal(err)
 	}
