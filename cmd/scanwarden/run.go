@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,8 +20,13 @@ import (
 	"github.com/scanwarden/scanwarden/internal/daemon"
 	"github.com/scanwarden/scanwarden/internal/decision"
 	"github.com/scanwarden/scanwarden/internal/enforce"
+	"github.com/scanwarden/scanwarden/internal/enforce/hook"
+	"github.com/scanwarden/scanwarden/internal/enforce/hostsdeny"
 	"github.com/scanwarden/scanwarden/internal/enforce/nft"
+	"github.com/scanwarden/scanwarden/internal/enforce/route"
 	"github.com/scanwarden/scanwarden/internal/host"
+	"github.com/scanwarden/scanwarden/internal/notify"
+	"github.com/scanwarden/scanwarden/internal/sensor/bait"
 	"github.com/scanwarden/scanwarden/internal/sensor/packet"
 	"github.com/scanwarden/scanwarden/internal/store"
 )
@@ -140,7 +146,7 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 	}
 	defer sensor.Close()
 
-	d, err := daemon.New(cfg, daemon.Parts{
+	parts := daemon.Parts{
 		Store:    storeAdapter{st},
 		Enforcer: enf,
 		Host:     h,
@@ -150,7 +156,26 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		Ready: func() {
 			sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 		},
-	})
+	}
+	if err := addResponses(cfg, &parts, log); err != nil {
+		return err
+	}
+	if hk, ok := parts.Hooks.(hooksAdapter); ok {
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			hk.r.Close(ctx)
+		}()
+	}
+	baits, err := openBait(cfg, log)
+	if err != nil {
+		return err
+	}
+	if baits != nil {
+		defer baits.Close()
+		parts.More = append(parts.More, baits)
+	}
+	d, err := daemon.New(cfg, parts)
 	if err != nil {
 		return err
 	}
@@ -160,6 +185,99 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// addResponses builds the enforcers besides nftables, the hooks and the
+// PortSentry-style output the configuration asks for.
+func addResponses(cfg *config.Config, parts *daemon.Parts, log *slog.Logger) error {
+	via := []string{}
+	if cfg.Firewall.Enabled {
+		via = append(via, "nftables set inet "+cfg.Firewall.Table+" banned4/banned6")
+	}
+	if hd := cfg.Enforcers.HostsDeny; hd.Enabled {
+		e, err := hostsdeny.New(hostsdeny.Config{Path: hd.Path, Line: hd.Line})
+		if err != nil {
+			return fmt.Errorf("enforcers.hosts_deny: %w", err)
+		}
+		parts.MoreEnforcers = append(parts.MoreEnforcers, e)
+		via = append(via, "wrappers with string: \""+hd.Line+"\"")
+	}
+	if cfg.Enforcers.BlackholeRoute.Enabled {
+		e, err := route.New(route.Config{})
+		if err != nil {
+			return fmt.Errorf("enforcers.blackhole_route: %w", err)
+		}
+		parts.MoreEnforcers = append(parts.MoreEnforcers, e)
+		via = append(via, "dropped route (blackhole)")
+	}
+	if len(cfg.Hooks) > 0 {
+		var hooks []hook.Hook
+		before := map[string]bool{}
+		for _, h := range cfg.Hooks {
+			hooks = append(hooks, hook.Hook{Argv: h.Command, On: h.On, Order: h.Order, Timeout: h.Timeout.D()})
+			if h.Order == "before" {
+				on := h.On
+				if len(on) == 0 {
+					on = []string{"ban"}
+				}
+				for _, a := range on {
+					before[a] = true
+				}
+			}
+		}
+		r, err := hook.NewRunner(hooks, log)
+		if err != nil {
+			return fmt.Errorf("hooks: %w", err)
+		}
+		parts.Hooks = hooksAdapter{r: r, before: before}
+	}
+	c := cfg.Compat
+	if c.PortsentrySyslog || c.PortsentryHistory != "" {
+		if len(via) == 0 {
+			via = append(via, "nothing (no enforcer is on)")
+		}
+		ps, err := notify.NewPortSentry(notify.PortSentryConfig{Syslog: c.PortsentrySyslog, HistoryFile: c.PortsentryHistory,
+			ResolveHost: c.ResolveHost, Via: strings.Join(via, " and ")})
+		if err != nil {
+			return err
+		}
+		parts.Notifiers = append(parts.Notifiers, ps)
+	}
+	return nil
+}
+
+// openBait binds the connect-mode bait ports, logging those a service holds.
+func openBait(cfg *config.Config, log *slog.Logger) (*bait.Sensor, error) {
+	if len(cfg.Bait.TCP) == 0 && len(cfg.Bait.UDP) == 0 {
+		return nil, nil
+	}
+	s, skipped, err := bait.Open(bait.Config{TCP: cfg.Bait.TCP.Ports(), UDP: cfg.Bait.UDP.Ports(), Banner: cfg.Bait.Banner, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	for _, sk := range skipped {
+		log.Warn("bait port skipped: a real service holds it", "port", sk.Port, "proto", sk.Proto, "why", sk.Why)
+	}
+	tcp, udp := s.Ports()
+	log.Info("bait ports", "tcp", len(tcp), "udp", len(udp), "skipped", len(skipped))
+	return s, nil
+}
+
+// hooksAdapter fits the hook runner to the daemon.
+type hooksAdapter struct {
+	r      *hook.Runner
+	before map[string]bool
+}
+
+func (h hooksAdapter) HasBefore(action string) bool { return h.before[action] }
+
+func (h hooksAdapter) Before(ctx context.Context, ev daemon.HookEvent) { h.r.Before(ctx, hookEvent(ev)) }
+
+func (h hooksAdapter) After(ev daemon.HookEvent) { h.r.After(hookEvent(ev)) }
+
+func hookEvent(ev daemon.HookEvent) hook.Event {
+	return hook.Event{Action: ev.Action, Target: ev.Target, Port: ev.Port, Proto: ev.Proto, Mode: ev.Mode,
+		Reason: ev.Reason, Duration: ev.Duration}
 }
 
 // storeAdapter fits the store to what the daemon asks of it.
