@@ -271,7 +271,9 @@ type hooksAdapter struct {
 
 func (h hooksAdapter) HasBefore(action string) bool { return h.before[action] }
 
-func (h hooksAdapter) Before(ctx context.Context, ev daemon.HookEvent) { h.r.Before(ctx, hookEvent(ev)) }
+func (h hooksAdapter) Before(ctx context.Context, ev daemon.HookEvent) {
+	h.r.Before(ctx, hookEvent(ev))
+}
 
 func (h hooksAdapter) After(ev daemon.HookEvent) { h.r.After(hookEvent(ev)) }
 

@@ -153,7 +153,7 @@ type attempt struct {
 	tool      int8  // fingerprinted tool of the first packet, -1 if none
 	stack     uint8 // SYN options: 0 unknown, 1 crafted, 2 a real stack's
 	bait      probe.Bait
-	live      bool  // slot in use
+	live      bool // slot in use
 }
 
 // attemptTable holds attempts in a slab indexed by a map from a keyed 64-bit
