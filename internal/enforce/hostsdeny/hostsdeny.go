@@ -362,6 +362,13 @@ func (e *Enforcer) write(data []byte, st fileState) (err error) {
 	dir, base := filepath.Split(e.path)
 	tmp, err := os.CreateTemp(dir, "."+base+".scanwarden-*")
 	if err != nil {
+		if st.exists && (errors.Is(err, syscall.EROFS) || errors.Is(err, os.ErrPermission)) {
+			// The directory is read-only to us while the file is not: a
+			// systemd unit with ProtectSystem=strict that makes only
+			// /etc/hosts.deny writable. Rewrite the file in place: not
+			// atomic, but the file is small and written in one call.
+			return e.writeInPlace(data, st)
+		}
 		return fmt.Errorf("writing %s: %w", e.path, err)
 	}
 	defer func() {
@@ -398,6 +405,26 @@ func (e *Enforcer) write(data []byte, st fileState) (err error) {
 		return fmt.Errorf("replacing %s: %w", e.path, err)
 	}
 	return syncDir(dir)
+}
+
+// writeInPlace truncates and rewrites the file (see write).
+func (e *Enforcer) writeInPlace(data []byte, st fileState) error {
+	if !e.unchanged(st) {
+		return errChanged
+	}
+	f, err := os.OpenFile(e.path, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("rewriting %s in place: %w", e.path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("rewriting %s in place: %w", e.path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("rewriting %s in place: %w", e.path, err)
+	}
+	return f.Close()
 }
 
 // unchanged reports whether the file is still the one read, as it was.

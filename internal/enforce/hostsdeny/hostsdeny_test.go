@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -477,3 +478,64 @@ func TestContextDone(t *testing.T) {
 }
 
 var _ enforce.Enforcer = (*Enforcer)(nil)
+
+// TestReadOnlyDirectoryWritesInPlace: under systemd's ProtectSystem=strict
+// with only the file itself writable, the directory refuses a temporary
+// file; the block is then rewritten in place. Root ignores directory
+// permissions, so as root the test runs its body in a child process as
+// nobody, on a directory nobody cannot write and a file nobody owns.
+func TestReadOnlyDirectoryWritesInPlace(t *testing.T) {
+	if path := os.Getenv("SW_HOSTSDENY_INPLACE"); path != "" {
+		inPlaceBody(t, path)
+		return
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts.deny")
+	os.WriteFile(path, []byte("sshd: 192.0.2.66\n"), 0o644)
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o555)
+		defer os.Chmod(dir, 0o755)
+		inPlaceBody(t, path)
+	} else {
+		os.Chown(path, 65534, 65534)
+		os.Chmod(dir, 0o555)
+		os.Chmod(filepath.Dir(dir), 0o755)
+		defer os.Chmod(dir, 0o755)
+		// The test binary lives in a directory only root may enter.
+		bin := filepath.Join(t.TempDir(), "hostsdeny.test")
+		if data, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(bin, data, 0o755) != nil {
+			t.Fatalf("copying the test binary: %v", err)
+		}
+		os.Chmod(filepath.Dir(bin), 0o755)
+		os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o755)
+		cmd := exec.Command(bin, "-test.run=^TestReadOnlyDirectoryWritesInPlace$", "-test.v")
+		cmd.Env = append(os.Environ(), "SW_HOSTSDENY_INPLACE="+path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "ALL: 198.51.100.7") || !strings.Contains(string(b), "sshd: 192.0.2.66") {
+		t.Fatalf("after an in-place write:\n%s", b)
+	}
+}
+
+func inPlaceBody(t *testing.T, path string) {
+	if f, err := os.CreateTemp(filepath.Dir(path), "probe-*"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		t.Fatal("the directory is writable: the test would not exercise the in-place write")
+	}
+	e, err := New(Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(ctx, []enforce.Ban{{Prefix: netip.MustParsePrefix("198.51.100.7/32")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
