@@ -47,6 +47,67 @@ type Config struct {
 	Hooks       []Hook    `yaml:"hooks"`
 	Enforcers   Enforcers `yaml:"enforcers"`
 	Compat      Compat    `yaml:"compat"`
+	Lists       Lists     `yaml:"lists"`
+	Alerts      Alerts    `yaml:"alerts"`
+}
+
+// Lists configures dynamic allow entries, blocklist feeds and countries.
+type Lists struct {
+	AllowHosts     []string `yaml:"allow_hosts"`
+	DynDNSInterval Duration `yaml:"dyndns_interval"`
+	Feeds          []Feed   `yaml:"feeds"`
+	GeoIP          GeoIP    `yaml:"geoip"`
+}
+
+// Feed is a blocklist feed.
+type Feed struct {
+	Name     string   `yaml:"name"`
+	URL      string   `yaml:"url"`
+	File     string   `yaml:"file"`
+	Interval Duration `yaml:"interval"`
+	Max      int      `yaml:"max"`
+}
+
+// GeoIP configures country lists.
+type GeoIP struct {
+	Database string   `yaml:"database"`
+	Deny     []string `yaml:"deny"`
+	Allow    []string `yaml:"allow"`
+}
+
+// Alerts configures e-mail and webhook alerts.
+type Alerts struct {
+	On         []string  `yaml:"on"`
+	Digest     Duration  `yaml:"digest"`
+	MaxPerHour int       `yaml:"max_per_hour"`
+	Email      Email     `yaml:"email"`
+	Webhook    Webhook   `yaml:"webhook"`
+	Templates  Templates `yaml:"templates"`
+}
+
+// Email configures SMTP alerts.
+type Email struct {
+	Enabled      bool     `yaml:"enabled"`
+	To           []string `yaml:"to"`
+	From         string   `yaml:"from"`
+	Host         string   `yaml:"host"`
+	Port         int      `yaml:"port"`
+	Security     string   `yaml:"security"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+}
+
+// Webhook configures JSON POST alerts.
+type Webhook struct {
+	Enabled bool              `yaml:"enabled"`
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Templates names files that replace the built-in alert texts.
+type Templates struct {
+	Subject string `yaml:"subject"`
+	Body    string `yaml:"body"`
 }
 
 // Bait configures bait ports.
@@ -217,21 +278,39 @@ type Log struct {
 type Sensor struct {
 	Interfaces      []string `yaml:"interfaces"`
 	ListenerRefresh Duration `yaml:"listener_refresh"`
+	Packet          bool     `yaml:"packet"`
+	NFLog           NFLog    `yaml:"nflog"`
+	KernelLog       string   `yaml:"kernel_log"`
+	KernelLogVerify bool     `yaml:"kernel_log_verify"`
+}
+
+// NFLog configures the netfilter log sensor.
+type NFLog struct {
+	Groups []uint16 `yaml:"groups"`
 }
 
 // Detect configures the detector (see detect.Config).
 type Detect struct {
-	Sensitivity      string   `yaml:"sensitivity"`
-	Theta0           float64  `yaml:"theta0"`
-	Theta1           float64  `yaml:"theta1"`
-	Alpha            float64  `yaml:"alpha"`
-	Beta             float64  `yaml:"beta"`
-	AnswerTimeout    Duration `yaml:"answer_timeout"`
-	RetransmitWindow Duration `yaml:"retransmit_window"`
-	MaxSources       int      `yaml:"max_sources"`
-	MaxAttempts      int      `yaml:"max_attempts"`
-	IdleForget       Duration `yaml:"idle_forget"`
-	SlowMemory       Duration `yaml:"slow_memory"`
+	Sensitivity      string    `yaml:"sensitivity"`
+	Theta0           float64   `yaml:"theta0"`
+	Theta1           float64   `yaml:"theta1"`
+	Alpha            float64   `yaml:"alpha"`
+	Beta             float64   `yaml:"beta"`
+	AnswerTimeout    Duration  `yaml:"answer_timeout"`
+	RetransmitWindow Duration  `yaml:"retransmit_window"`
+	MaxSources       int       `yaml:"max_sources"`
+	MaxAttempts      int       `yaml:"max_attempts"`
+	IdleForget       Duration  `yaml:"idle_forget"`
+	SlowMemory       Duration  `yaml:"slow_memory"`
+	Threshold        Threshold `yaml:"threshold"`
+}
+
+// Threshold is the lfd-style rule: attempts at distinct ports in a window.
+type Threshold struct {
+	Attempts      int      `yaml:"attempts"`
+	DistinctPorts int      `yaml:"distinct_ports"`
+	Window        Duration `yaml:"window"`
+	Ports         PortList `yaml:"ports"`
 }
 
 // Policy configures what findings lead to.
@@ -258,11 +337,30 @@ type Escalation struct {
 
 // Firewall configures the nftables enforcer.
 type Firewall struct {
-	Enabled      bool     `yaml:"enabled"`
-	Table        string   `yaml:"table"`
-	Forward      bool     `yaml:"forward"`
-	RemoveOnStop bool     `yaml:"remove_on_stop"`
-	Throttle     Throttle `yaml:"throttle"`
+	Enabled      bool        `yaml:"enabled"`
+	Table        string      `yaml:"table"`
+	Forward      bool        `yaml:"forward"`
+	RemoveOnStop bool        `yaml:"remove_on_stop"`
+	Throttle     Throttle    `yaml:"throttle"`
+	Logging      string      `yaml:"logging"`
+	LogGroup     uint16      `yaml:"log_group"`
+	PortFlood    []PortFlood `yaml:"portflood"`
+	ConnLimit    []ConnLimit `yaml:"connlimit"`
+}
+
+// PortFlood limits one source's new connections to a port (CSF PORTFLOOD).
+type PortFlood struct {
+	Port    uint16 `yaml:"port"`
+	Proto   string `yaml:"proto"`
+	Hits    int    `yaml:"hits"`
+	Seconds int    `yaml:"seconds"`
+}
+
+// ConnLimit limits one source's concurrent connections to a port (CSF
+// CONNLIMIT).
+type ConnLimit struct {
+	Port  uint16 `yaml:"port"`
+	Limit int    `yaml:"limit"`
 }
 
 // Throttle configures the kernel's per-source limit on attempts at closed
@@ -607,6 +705,7 @@ func (c *Config) validate(name string, root *yaml.Node) []error {
 	if hd := c.Enforcers.HostsDeny; hd.Enabled && (hd.Path == "" || !strings.Contains(hd.Line, "$TARGET$") || strings.ContainsAny(hd.Line, "\n\r")) {
 		bad("enforcers.hosts_deny", "needs a path and a one-line entry containing $TARGET$")
 	}
+	errs = append(errs, c.validateIssue5(name, root)...)
 	if c.Store.Retention.D() < time.Hour {
 		bad("store.retention", "must be at least 1h")
 	}
@@ -628,4 +727,94 @@ func (c *Config) DetectConfig() detect.Config {
 	d.BaitTrigger = c.Bait.Trigger
 	d.BaitWindow = c.Bait.Window.D()
 	return d
+}
+
+// validateIssue5 checks the firewall-log, list, feed and alert settings.
+func (c *Config) validateIssue5(name string, root *yaml.Node) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &Error{File: name, Line: lineOf(root, path), Msg: path + ": " + fmt.Sprintf(format, args...)})
+	}
+	switch k := c.Sensor.KernelLog; {
+	case k == "", k == "kmsg", k == "journal", strings.HasPrefix(k, "/"):
+	default:
+		bad("sensor.kernel_log", "%q is not \"\", kmsg, journal or an absolute file path", k)
+	}
+	if !c.Sensor.Packet && len(c.Sensor.NFLog.Groups) == 0 && c.Sensor.KernelLog == "" && c.Firewall.Logging != "auto" {
+		bad("sensor.packet", "with the packet sensor off, name a firewall log to read (sensor.nflog, sensor.kernel_log or firewall.logging: auto)")
+	}
+	if c.Firewall.Logging != "off" && c.Firewall.Logging != "auto" {
+		bad("firewall.logging", "%q is not off or auto", c.Firewall.Logging)
+	}
+	t := c.Detect.Threshold
+	if t.Attempts < 0 || t.DistinctPorts < 1 || t.Window.D() <= 0 {
+		bad("detect.threshold", "attempts must be 0 (off) or more, distinct_ports at least 1, window positive")
+	}
+	for i, pf := range c.Firewall.PortFlood {
+		if pf.Port == 0 || (pf.Proto != "tcp" && pf.Proto != "udp") || pf.Hits < 1 || pf.Seconds < 1 {
+			bad("firewall.portflood", "entry %d: want {port: 1-65535, proto: tcp|udp, hits: >=1, seconds: >=1}", i)
+		}
+	}
+	for i, cl := range c.Firewall.ConnLimit {
+		if cl.Port == 0 || cl.Limit < 1 {
+			bad("firewall.connlimit", "entry %d: want {port: 1-65535, limit: >=1}", i)
+		}
+	}
+	l := c.Lists
+	if len(l.AllowHosts) > 0 && l.DynDNSInterval.D() < 10*time.Second {
+		bad("lists.dyndns_interval", "must be at least 10s")
+	}
+	for _, h := range l.AllowHosts {
+		if h == "" || strings.ContainsAny(h, " /\t") {
+			bad("lists.allow_hosts", "%q is not a host name", h)
+		}
+	}
+	seen := map[string]bool{}
+	for i, f := range l.Feeds {
+		switch {
+		case f.Name == "" || len(f.Name) > 24 || strings.Trim(f.Name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "":
+			bad("lists.feeds", "feed %d: name %q must be 1-24 of a-z, 0-9, - and _", i, f.Name)
+		case seen[f.Name]:
+			bad("lists.feeds", "feed %q named twice", f.Name)
+		case (f.URL == "") == (f.File == ""):
+			bad("lists.feeds", "feed %q: give exactly one of url and file", f.Name)
+		case f.URL != "" && !strings.HasPrefix(f.URL, "https://") && !strings.HasPrefix(f.URL, "http://"):
+			bad("lists.feeds", "feed %q: url must be http(s)", f.Name)
+		case f.Interval.D() < time.Minute:
+			bad("lists.feeds", "feed %q: interval must be at least 1m", f.Name)
+		case f.Max < 0:
+			bad("lists.feeds", "feed %q: max must be 0 (all) or more", f.Name)
+		}
+		seen[f.Name] = true
+	}
+	g := l.GeoIP
+	if (len(g.Deny) > 0 || len(g.Allow) > 0) && g.Database == "" {
+		bad("lists.geoip", "deny and allow need a database")
+	}
+	for _, cc := range append(append([]string{}, g.Deny...), g.Allow...) {
+		if len(cc) != 2 || strings.ToUpper(cc) != cc {
+			bad("lists.geoip", "%q is not an ISO 3166 country code (two capital letters)", cc)
+		}
+	}
+	a := c.Alerts
+	for _, on := range a.On {
+		if on != "ban" && on != "watch" && on != "finding" {
+			bad("alerts.on", "%q is not ban, watch or finding", on)
+		}
+	}
+	if a.Digest.D() < time.Second || a.MaxPerHour < 1 {
+		bad("alerts", "digest must be at least 1s and max_per_hour at least 1")
+	}
+	if e := a.Email; e.Enabled {
+		if len(e.To) == 0 || e.Host == "" || e.Port < 1 || e.Port > 65535 {
+			bad("alerts.email", "needs to, host and port")
+		}
+		if e.Security != "starttls" && e.Security != "tls" && e.Security != "none" {
+			bad("alerts.email.security", "%q is not starttls, tls or none", e.Security)
+		}
+	}
+	if w := a.Webhook; w.Enabled && !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+		bad("alerts.webhook.url", "must be an http(s) URL")
+	}
+	return errs
 }
