@@ -726,6 +726,11 @@ func (c *Config) DetectConfig() detect.Config {
 	d.SlowMemory = c.Detect.SlowMemory.D()
 	d.BaitTrigger = c.Bait.Trigger
 	d.BaitWindow = c.Bait.Window.D()
+	t := c.Detect.Threshold
+	d.Threshold = detect.Threshold{Attempts: t.Attempts, DistinctPorts: t.DistinctPorts, Window: t.Window.D()}
+	if len(t.Ports) > 0 {
+		d.Threshold.Port = t.Ports.Contains
+	}
 	return d
 }
 

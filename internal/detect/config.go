@@ -88,6 +88,21 @@ type Config struct {
 	// ring of 50 events with no time limit, this is per source and timed.
 	BaitTrigger int
 	BaitWindow  time.Duration
+
+	// Threshold is an lfd-style rule beside the sequential test: a source
+	// with Attempts failed attempts (attempts, not packets: retransmissions
+	// folded in) at DistinctPorts different ports or more within a sliding
+	// Window is a scan. Attempts 0 turns it off. Port, when set, says which
+	// ports count (CSF's PS_PORTS).
+	Threshold Threshold
+}
+
+// Threshold configures the lfd-style rule.
+type Threshold struct {
+	Attempts      int
+	DistinctPorts int
+	Window        time.Duration
+	Port          func(port uint16) bool
 }
 
 // DefaultConfig returns the documented defaults.
@@ -138,6 +153,8 @@ func (c *Config) Validate() error {
 	check(c.DistributedWindow > 0, "distributed window must be positive")
 	check(c.BaitTrigger >= 0 && c.BaitTrigger < 1<<15, "bait trigger must be between 0 and 32767")
 	check(c.BaitWindow > 0, "bait window must be positive")
+	check(c.Threshold.Attempts >= 0 && c.Threshold.Attempts <= 1<<16, "threshold attempts must be between 0 (off) and 65536")
+	check(c.Threshold.Attempts == 0 || c.Threshold.DistinctPorts >= 1 && c.Threshold.Window > 0, "threshold needs distinct ports >= 1 and a positive window")
 	return errors.Join(errs...)
 }
 

@@ -579,3 +579,46 @@ func TestBaitTriggerAndWindow(t *testing.T) {
 		t.Fatalf("3 bait contacts within a minute, trigger 2: %v", v)
 	}
 }
+
+func TestThresholdRuleCountsAttemptsNotPackets(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Threshold = Threshold{Attempts: 10, DistinctPorts: 1, Window: 5 * time.Minute} // CSF's defaults
+	// A mail client: 3 connection attempts at blocked 587, each with 4 SYN
+	// retransmissions: 15 log lines, more than PS_LIMIT, 3 attempts.
+	var b strings.Builder
+	for i := 0; i < 3; i++ {
+		for j, dt := range []int{0, 1, 3, 7, 15} {
+			_ = j
+			fmt.Fprintf(&b, "%d 10.9.0.1:%d > 10.9.0.2:587 tcp S seq=%d outcome=dropped\n", i*30+dt, 40000+i, i)
+		}
+	}
+	if f := must(t, run(t, cfg, b.String()), "10.9.0.1"); f.Verdict != Benign {
+		t.Fatalf("mail client: %v: %s", f.Verdict, f.Reason)
+	}
+	// Eleven separate attempts at one port within the window: lfd's rule, with
+	// its diversity of 1, calls it (this is what the setting asks for).
+	b.Reset()
+	for i := 0; i < 11; i++ {
+		fmt.Fprintf(&b, "%d 10.9.0.1:%d > 10.9.0.2:8443 tcp S outcome=dropped\n", i*10, 41000+i)
+	}
+	if f := must(t, run(t, cfg, b.String()), "10.9.0.1"); f.Verdict != Scan || !strings.Contains(f.Reason, "threshold rule") {
+		t.Fatalf("11 attempts in 100 s: %v: %s", f.Verdict, f.Reason)
+	}
+	// The same eleven spread over an hour: the sliding window never holds ten.
+	b.Reset()
+	for i := 0; i < 11; i++ {
+		fmt.Fprintf(&b, "%d 10.9.0.1:%d > 10.9.0.2:8443 tcp S outcome=dropped\n", i*400, 41000+i)
+	}
+	if f := must(t, run(t, cfg, b.String()), "10.9.0.1"); f.Verdict == Scan {
+		t.Fatalf("11 attempts in an hour: %v: %s", f.Verdict, f.Reason)
+	}
+	// Diversity: 12 attempts at one port do not make 3 distinct ports.
+	cfg.Threshold.DistinctPorts = 3
+	b.Reset()
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "%d 10.9.0.1:%d > 10.9.0.2:8443 tcp S outcome=dropped\n", i, 42000+i)
+	}
+	if f := must(t, run(t, cfg, b.String()), "10.9.0.1"); f.Verdict == Scan {
+		t.Fatalf("one port, diversity 3: %v: %s", f.Verdict, f.Reason)
+	}
+}

@@ -154,15 +154,24 @@ func (d *Detector) resolve(a *attempt, st state) {
 		}
 		d.begin(a)
 	}
-	if !a.first1 {
-		return
-	}
 	s := d.sourceOf(a)
 	if s == nil {
 		return
 	}
+	if !a.first1 {
+		// A repeat attempt at a service is no new evidence for the
+		// sequential test, but it is an attempt for the threshold rule.
+		if st.failed() && old == stPending && d.cfg.Threshold.Attempts > 0 && !isTraceroute(a) {
+			d.thresholdFailure(s, a.key.dport)
+			d.evaluate(s)
+		}
+		return
+	}
 	s.changed = true
 	port, proto := a.key.dport, a.key.proto
+	if st.failed() && old == stPending && d.cfg.Threshold.Attempts > 0 && !isTraceroute(a) {
+		d.thresholdFailure(s, port)
+	}
 	if old == stUnanswered { // take back the failure a late answer disproves
 		s.outcomes[outUnanswered]--
 		if isTraceroute(a) {
@@ -254,6 +263,40 @@ func (d *Detector) baitHit(s *source, a *attempt) {
 	d.evaluate(s)
 }
 
+// thresholdFailure records a failed attempt for the threshold rule: the
+// last Attempts failed attempts are kept in a ring; the rule fires when the
+// oldest of them is within Window and they cover DistinctPorts ports.
+func (d *Detector) thresholdFailure(s *source, port uint16) {
+	th := &d.cfg.Threshold
+	if th.Port != nil && !th.Port(port) {
+		return
+	}
+	e := s.extended()
+	if e.recent == nil {
+		e.recent = make([]failedAt, 0, th.Attempts)
+	}
+	if len(e.recent) < th.Attempts {
+		e.recent = append(e.recent, failedAt{d.now, port})
+	} else {
+		e.recent[e.recentAt] = failedAt{d.now, port}
+		e.recentAt = (e.recentAt + 1) % th.Attempts
+	}
+	if len(e.recent) < th.Attempts || e.threshold {
+		return
+	}
+	oldest := e.recent[e.recentAt%len(e.recent)]
+	if d.now-oldest.t > int64(th.Window) {
+		return
+	}
+	ports := map[uint16]bool{}
+	for _, f := range e.recent {
+		ports[f.port] = true
+	}
+	if len(ports) >= th.DistinctPorts {
+		e.threshold = true
+	}
+}
+
 // baited reports whether the bait rule has decided.
 func (d *Detector) baited(s *source) bool { return int(s.baitN) > d.cfg.BaitTrigger }
 
@@ -263,7 +306,7 @@ func (d *Detector) judge(s *source) Verdict {
 	trwScanner := s.llr >= d.trw.upper
 	stealthPorts := int(s.kinds[kindFIN]) + int(s.kinds[kindNULL]) + int(s.kinds[kindXmas]) + int(s.kinds[kindOddTCP])
 	switch {
-	case d.baited(s):
+	case d.baited(s), s.ext != nil && s.ext.threshold:
 		return Scan
 	case trwScanner && int(s.score) >= th.scanScore:
 		return Scan

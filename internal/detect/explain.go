@@ -393,6 +393,9 @@ func (d *Detector) why(s *source) string {
 	switch {
 	case d.baited(s):
 		return fmt.Sprintf("%s within %s, more than the bait trigger (%d)", plural(int(s.baitN), "bait contact"), d.cfg.BaitWindow, d.cfg.BaitTrigger)
+	case s.ext != nil && s.ext.threshold && !(s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore):
+		t := d.cfg.Threshold
+		return fmt.Sprintf("%d failed attempts (not packets) at %s or more within %s, the threshold rule's limit", t.Attempts, plural(t.DistinctPorts, "port"), t.Window)
 	case s.ext != nil && s.ext.distrib && !(s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore):
 		return "its share of a distributed scan"
 	case s.llr >= d.trw.upper && int(s.score) >= d.th.scanScore:

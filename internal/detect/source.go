@@ -81,6 +81,15 @@ type sourceExt struct {
 	distrib   bool
 	baitPorts []PortProto // the first few bait ports touched
 	baitModes uint8       // 1<<probe.Bait for each mode seen
+	recent    []failedAt  // the last Threshold.Attempts failed attempts, a ring
+	recentAt  int         // next slot of the ring
+	threshold bool        // the threshold rule has fired
+}
+
+// failedAt is one failed attempt, for the threshold rule.
+type failedAt struct {
+	t    int64
+	port uint16
 }
 
 const displayHosts = 8
