@@ -100,6 +100,15 @@ type Config struct {
 	// source's new connection attempts to ports where nothing listens (and
 	// its stealth probes) until the detector's ban lands. See throttle.go.
 	Throttle Throttle
+	// Feeds names the blocklist feeds whose sets the table holds (see
+	// LoadFeed); lower-case letters, digits, - and _.
+	Feeds []string
+	// PortFlood and ConnLimit are CSF's per-source limits (extras.go).
+	PortFlood []PortFlood
+	ConnLimit []ConnLimit
+	// LogGroup, when not 0, logs new connection attempts to this host to
+	// that NFLOG group (firewall.logging: auto).
+	LogGroup uint16
 	// NetNS is the file descriptor of the network namespace to work in;
 	// 0 is the caller's own. Tests use it; the caller keeps the fd open
 	// while the Enforcer is in use and closes it afterwards.

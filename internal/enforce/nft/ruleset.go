@@ -56,7 +56,8 @@ func (e *Enforcer) newSet(name string, key nftables.SetDatatype) *nftables.Set {
 // first (so a repair deletes the chains that jump before the ones jumped
 // to), then the throttle's regular chains.
 func (e *Enforcer) chains() []*nftables.Chain {
-	return append(e.baseChains(), e.throttleChains()...)
+	out := append(e.baseChains(), e.inputChains()...)
+	return append(out, e.throttleChains()...)
 }
 
 // baseChains returns the hooked chains.
@@ -77,16 +78,19 @@ func (e *Enforcer) baseChains() []*nftables.Chain {
 
 // rules returns the rules chain must hold. sets carry the IDs AddSet gave
 // them when they are created in the same batch.
-func (e *Enforcer) rules(chain *nftables.Chain, fams [2]family, throttle []*nftables.Set) []*nftables.Rule {
-	if chain.Hooknum == nil {
-		return e.throttleRules(chain, throttle)
-	}
-	if chain.Name == outputChain {
-		return e.resetRules(chain, throttle)
+func (e *Enforcer) rules(chain *nftables.Chain, fams [2]family, sets setMap) []*nftables.Rule {
+	switch {
+	case chain.Hooknum == nil:
+		return e.throttleRules(chain, sets)
+	case chain.Name == outputChain:
+		return e.resetRules(chain, sets)
+	case chain.Name == inputChain:
+		return e.inputRules(chain, sets)
 	}
 	out := banRules(chain, fams)
 	if chain.Name == preroutingChain {
-		out = append(out, e.throttleJumps(chain, throttle)...)
+		out = append(out, e.feedRules(chain, sets)...)
+		out = append(out, e.throttleJumps(chain, sets)...)
 	}
 	return out
 }
@@ -125,22 +129,22 @@ func (e *Enforcer) create(c *nftables.Conn) {
 	for _, f := range fams {
 		c.AddSet(f.set, nil) // cannot fail for a set without elements
 	}
-	throttle := e.throttleSets()
-	for _, s := range throttle {
+	extra := e.extraSets()
+	for _, s := range extra.sorted() {
 		c.AddSet(s, nil)
 	}
-	e.addChains(c, fams, throttle)
+	e.addChains(c, fams, extra)
 }
 
 // addChains adds every chain before any rule, since the prerouting chain's
 // rules jump to the throttle's chains.
-func (e *Enforcer) addChains(c *nftables.Conn, fams [2]family, throttle []*nftables.Set) {
+func (e *Enforcer) addChains(c *nftables.Conn, fams [2]family, extra setMap) {
 	chains := e.chains()
 	for _, ch := range chains {
 		c.AddChain(ch)
 	}
 	for _, ch := range chains {
-		for _, r := range e.rules(ch, fams, throttle) {
+		for _, r := range e.rules(ch, fams, extra) {
 			c.AddRule(r)
 		}
 	}
@@ -165,7 +169,7 @@ func (e *Enforcer) inspect(c *nftables.Conn) (func(*nftables.Conn), error) {
 	}
 
 	fams := e.families()
-	throttle := e.throttleSets()
+	extra := e.extraSets()
 	setOK := map[string]bool{}
 	for _, s := range sets {
 		for _, f := range fams {
@@ -173,17 +177,15 @@ func (e *Enforcer) inspect(c *nftables.Conn) (func(*nftables.Conn), error) {
 				setOK[s.Name] = true
 			}
 		}
-		for _, t := range throttle {
-			if s.Name == t.Name && throttleSetMatches(s, t) {
-				setOK[s.Name] = true
-			}
+		if t, ok := extra[s.Name]; ok && extraSetMatches(s, t) {
+			setOK[s.Name] = true
 		}
 	}
-	chainsOK, err := e.chainsMatch(c, have, fams, throttle)
+	chainsOK, err := e.chainsMatch(c, have, fams, extra)
 	if err != nil {
 		return nil, err
 	}
-	want := expectedSetCount + len(throttle)
+	want := expectedSetCount + len(extra)
 	if chainsOK && len(sets) == want && len(setOK) == want {
 		return nil, nil
 	}
@@ -208,12 +210,12 @@ func (e *Enforcer) inspect(c *nftables.Conn) (func(*nftables.Conn), error) {
 				c.AddSet(f.set, nil)
 			}
 		}
-		for _, t := range throttle {
+		for _, t := range extra.sorted() {
 			if !setOK[t.Name] {
 				c.AddSet(t, nil)
 			}
 		}
-		e.addChains(c, fams, throttle)
+		e.addChains(c, fams, extra)
 	}, nil
 }
 
@@ -232,7 +234,7 @@ func setMatches(got, want *nftables.Set) bool {
 
 // chainsMatch reports whether the table holds exactly the expected chains
 // with exactly the expected rules.
-func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2]family, throttle []*nftables.Set) (bool, error) {
+func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2]family, extra setMap) (bool, error) {
 	want := e.chains()
 	if len(have) != len(want) {
 		return false, nil
@@ -251,7 +253,7 @@ func (e *Enforcer) chainsMatch(c *nftables.Conn, have []*nftables.Chain, fams [2
 		if err != nil {
 			return false, e.wrap(fmt.Sprintf("listing rules of chain %q in", got.Name), err)
 		}
-		if !rulesMatch(rs, e.rules(w, fams, throttle)) {
+		if !rulesMatch(rs, e.rules(w, fams, extra)) {
 			return false, nil
 		}
 	}

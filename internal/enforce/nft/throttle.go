@@ -80,11 +80,13 @@ func (e *Enforcer) throttleSets() []*nftables.Set {
 	return []*nftables.Set{mk(throttle4Set, nftables.TypeIPAddr), mk(throttle6Set, nftables.TypeIP6Addr)}
 }
 
-func throttleSetMatches(got, want *nftables.Set) bool {
+// extraSetMatches compares a set the kernel holds with one we want, on
+// what we set: key type, interval, dynamic and timeout.
+func extraSetMatches(got, want *nftables.Set) bool {
 	return got.KeyType.GetNFTMagic() == want.KeyType.GetNFTMagic() &&
 		got.KeyType.Bytes == want.KeyType.Bytes &&
-		got.Dynamic && got.HasTimeout && got.Timeout == want.Timeout &&
-		!got.Interval && !got.IsMap && !got.Constant && !got.Anonymous && !got.Concatenation
+		got.Dynamic == want.Dynamic && got.HasTimeout == want.HasTimeout && got.Timeout == want.Timeout &&
+		got.Interval == want.Interval && !got.IsMap && !got.Constant && !got.Anonymous && !got.Concatenation
 }
 
 // throttleChains returns the output base chain and the regular chains the
@@ -108,14 +110,11 @@ func (e *Enforcer) throttleChains() []*nftables.Chain {
 // resets are few, so they are what is limited, per destination (the
 // prober), in the same buckets as its attempts at closed ports. A reset
 // with ACK (a refused SYN, an application's abort) is not touched here.
-func (e *Enforcer) resetRules(chain *nftables.Chain, sets []*nftables.Set) []*nftables.Rule {
+func (e *Enforcer) resetRules(chain *nftables.Chain, sets setMap) []*nftables.Rule {
 	const rst, ack = 0x04, 0x10
 	var out []*nftables.Rule
 	for _, f := range throttleFamilies {
-		var setID uint32
-		if len(sets) > f.setIndex {
-			setID = sets[f.setIndex].ID
-		}
+		setID := sets.id(f.set)
 		out = append(out, &nftables.Rule{Table: chain.Table, Chain: chain, Exprs: []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f.nfproto}},
@@ -168,11 +167,8 @@ func tcpToLocal(f throttleFamily, mask, want byte) []expr.Any {
 }
 
 // limitAndDrop updates the source's limit state and drops when over it.
-func (e *Enforcer) limitAndDrop(f throttleFamily, sets []*nftables.Set) []expr.Any {
-	var setID uint32
-	if len(sets) > f.setIndex {
-		setID = sets[f.setIndex].ID
-	}
+func (e *Enforcer) limitAndDrop(f throttleFamily, sets setMap) []expr.Any {
+	setID := sets.id(f.set)
 	return []expr.Any{
 		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddr, Len: f.addrLen},
 		&expr.Dynset{SrcRegKey: 1, SetName: f.set, SetID: setID, Operation: unix.NFT_DYNSET_OP_UPDATE,
@@ -184,7 +180,7 @@ func (e *Enforcer) limitAndDrop(f throttleFamily, sets []*nftables.Set) []expr.A
 }
 
 // throttleJumps are the prerouting chain's throttle rules.
-func (e *Enforcer) throttleJumps(chain *nftables.Chain, sets []*nftables.Set) []*nftables.Rule {
+func (e *Enforcer) throttleJumps(chain *nftables.Chain, sets setMap) []*nftables.Rule {
 	if !e.throttleOn() {
 		return nil
 	}
@@ -204,7 +200,7 @@ func (e *Enforcer) throttleJumps(chain *nftables.Chain, sets []*nftables.Set) []
 }
 
 // throttleRules are the rules of one closedN chain.
-func (e *Enforcer) throttleRules(chain *nftables.Chain, sets []*nftables.Set) []*nftables.Rule {
+func (e *Enforcer) throttleRules(chain *nftables.Chain, sets setMap) []*nftables.Rule {
 	i := slices.IndexFunc(throttleFamilies[:], func(f throttleFamily) bool { return f.chain == chain.Name })
 	if i < 0 {
 		return nil
