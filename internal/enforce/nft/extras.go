@@ -49,7 +49,7 @@ const (
 	commentFlood    = "scanwarden: portflood: per-source new connections to port "
 	commentConn     = "scanwarden: connlimit: per-source concurrent connections to port "
 	commentLog      = "scanwarden: log new connection attempts to this host for the detector"
-	nftConnlimitInv = 1 // NFT_CONNLIMIT_F_INV: match when the count is over the limit
+	nftConnlimitInv = 1         // NFT_CONNLIMIT_F_INV: match when the count is over the limit
 	floodSetTimeout = time.Hour // a limit's state outlives any sensible period; the kernel drops idle entries after it
 )
 
