@@ -82,6 +82,9 @@ func newStatusCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "scanwarden %s\tpid %d, up %s, %s\n", st.Version, st.PID, st.Uptime, mode)
 			fmt.Fprintf(w, "firewall\t%s\n", st.Firewall)
+			if !st.PacketSensor {
+				ifs = "none: the packet sensor is off (sensor.packet)"
+			}
 			fmt.Fprintf(w, "interfaces\t%s\n", ifs)
 			fmt.Fprintf(w, "active bans\t%d\n", st.ActiveBans)
 			fmt.Fprintf(w, "packets\t%d seen, %d probes, %d dropped by the kernel before we saw them\n", st.Sensor.Packets, st.Sensor.Probes, st.Sensor.KernelDrops)
@@ -90,6 +93,13 @@ func newStatusCmd() *cobra.Command {
 			fmt.Fprintf(w, "decisions\t%d findings, %d bans, %d not acted upon (%d over the rate cap)\n", st.Detector.Findings, st.Decisions.Bans, st.Decisions.NotActed, st.Decisions.RateCapped)
 			fmt.Fprintf(w, "never blocked\town %s; gateways %s; nameservers %s; SSH peers %s; allow %s\n",
 				list(st.Guards.Addresses), list(st.Guards.Gateways), list(st.Guards.Nameservers), list(st.Guards.SSHPeers), list(st.Guards.Allow))
+			for _, p := range st.Parts {
+				line := p.Summary
+				if p.Problem != "" {
+					line += "; problem: " + report.Safe(p.Problem)
+				}
+				fmt.Fprintf(w, "%s\t%s\n", p.Name, line)
+			}
 			fmt.Fprintf(w, "listeners\t%d sockets\n", st.Listeners)
 			fmt.Fprintf(w, "memory\t%.1f MiB heap\n", float64(st.HeapBytes)/(1<<20))
 			fmt.Fprintf(w, "state\t%s\n", st.StateDir)
@@ -277,7 +287,11 @@ func newExplainCmd() *cobra.Command {
 }
 
 func writeExplain(w io.Writer, ex *api.Explain) {
-	fmt.Fprintf(w, "%s\n", ex.Address)
+	if ex.Country != "" {
+		fmt.Fprintf(w, "%s (country %s)\n", ex.Address, ex.Country)
+	} else {
+		fmt.Fprintf(w, "%s\n", ex.Address)
+	}
 	switch {
 	case ex.Ban != nil:
 		fmt.Fprintf(w, "  BANNED (%s left, offence %d, by %s, since %s)\n", ex.Ban.Remaining, ex.Ban.Offence, ex.Ban.By, ex.Ban.Created.Local().Format(time.RFC3339))
@@ -367,6 +381,9 @@ func newGrepCmd() *cobra.Command {
 			if g.Guard != "" {
 				fmt.Fprintf(w, "guard     never blocked: %s\n", g.Guard)
 				n++
+			}
+			if g.Country != "" {
+				fmt.Fprintf(w, "country   %s\n", g.Country)
 			}
 			if g.Live != nil {
 				fmt.Fprintf(w, "live      %s: %s\n", g.Live.Verdict, report.Safe(g.Live.Reason))

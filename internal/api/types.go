@@ -9,25 +9,36 @@ import (
 
 // Status is what `scanwarden status` shows.
 type Status struct {
-	Version     string        `json:"version"`
-	PID         int           `json:"pid"`
-	Started     time.Time     `json:"started"`
-	Uptime      string        `json:"uptime"`
-	DryRun      bool          `json:"dry_run"`
-	Firewall    string        `json:"firewall"` // "nftables table inet scanwarden", or "disabled"
-	StateDir    string        `json:"state_dir"`
-	Interfaces  []string      `json:"interfaces"`
-	ActiveBans  int           `json:"active_bans"`
-	Sources     int           `json:"sources"`     // tracked by the detector
-	MaxSources  int           `json:"max_sources"` // the cap
-	HeapBytes   uint64        `json:"heap_bytes"`  // Go heap in use
-	Sensor      SensorStatus  `json:"sensor"`      // packets seen, dropped by the kernel
-	Detector    DetectorStats `json:"detector"`    // attempts, evictions
-	Decisions   DecisionStats `json:"decisions"`   // since start
-	Guards      Guards        `json:"guards"`      // what is never blocked
-	Listeners   int           `json:"listeners"`   // listening sockets known
-	DroppedByFW uint64        `json:"dropped_by_firewall_packets"`
-	Notes       []string      `json:"notes,omitempty"` // warnings worth a look
+	Version      string        `json:"version"`
+	PID          int           `json:"pid"`
+	Started      time.Time     `json:"started"`
+	Uptime       string        `json:"uptime"`
+	DryRun       bool          `json:"dry_run"`
+	Firewall     string        `json:"firewall"` // "nftables table inet scanwarden", or "disabled"
+	StateDir     string        `json:"state_dir"`
+	Interfaces   []string      `json:"interfaces"`    // empty: all
+	PacketSensor bool          `json:"packet_sensor"` // false: sensor.packet is off
+	ActiveBans   int           `json:"active_bans"`
+	Sources      int           `json:"sources"`     // tracked by the detector
+	MaxSources   int           `json:"max_sources"` // the cap
+	HeapBytes    uint64        `json:"heap_bytes"`  // Go heap in use
+	Sensor       SensorStatus  `json:"sensor"`      // packets seen, dropped by the kernel
+	Detector     DetectorStats `json:"detector"`    // attempts, evictions
+	Decisions    DecisionStats `json:"decisions"`   // since start
+	Guards       Guards        `json:"guards"`      // what is never blocked
+	Listeners    int           `json:"listeners"`   // listening sockets known
+	DroppedByFW  uint64        `json:"dropped_by_firewall_packets"`
+	Parts        []Part        `json:"parts,omitempty"` // more sensors, feeds
+	Notes        []string      `json:"notes,omitempty"` // warnings worth a look
+}
+
+// Part is how one more part of the daemon is doing: a sensor besides the
+// packet sensor (NFLOG, the kernel log, bait ports) or a blocklist feed.
+type Part struct {
+	Name    string            `json:"name"`    // "nflog", "kernel log /var/log/kern.log", "feed spamhaus"
+	Summary string            `json:"summary"` // one line for people
+	Counts  map[string]uint64 `json:"counts,omitempty"`
+	Problem string            `json:"problem,omitempty"` // the last failure, "" when well
 }
 
 // SensorStatus counts what the packet sensor did.
@@ -89,6 +100,7 @@ type Explain struct {
 	Allowed   string               `json:"allowed,omitempty"`
 	Ignored   bool                 `json:"ignored,omitempty"`
 	Guard     string               `json:"guard,omitempty"`
+	Country   string               `json:"country,omitempty"` // ISO code, from lists.geoip.database
 	Undo      string               `json:"undo,omitempty"`
 }
 
@@ -101,6 +113,7 @@ type Grep struct {
 	Decisions []decision.Decision  `json:"decisions,omitempty"`
 	Findings  []report.JSONFinding `json:"findings,omitempty"`
 	Guard     string               `json:"guard,omitempty"`
+	Country   string               `json:"country,omitempty"`
 	Live      *report.JSONFinding  `json:"live,omitempty"`
 }
 

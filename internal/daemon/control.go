@@ -296,11 +296,16 @@ func (d *Daemon) status(ctx context.Context) *api.Status {
 			active++
 		}
 	}
-	ss := d.p.Sensor.Stats()
+	var ss SensorStats
+	var ifaces []string
+	if d.p.Sensor != nil {
+		ss = d.p.Sensor.Stats()
+		ifaces = d.p.Sensor.Interfaces()
+	}
 	st := &api.Status{
 		Version: d.p.Version, PID: os.Getpid(), Started: d.start, Uptime: now.Sub(d.start).Round(time.Second).String(),
 		DryRun: d.cfg.Policy.DryRun, Firewall: d.firewallName(), StateDir: d.cfg.StateDir,
-		Interfaces: d.p.Sensor.Interfaces(), ActiveBans: active, Sources: sources, MaxSources: d.cfg.Detect.MaxSources,
+		Interfaces: ifaces, PacketSensor: d.p.Sensor != nil, ActiveBans: active, Sources: sources, MaxSources: d.cfg.Detect.MaxSources,
 		HeapBytes: heapBytes(),
 		Sensor: api.SensorStatus{Packets: ss.Packets, Probes: ss.Probes, KernelDrops: ss.KernelDrops,
 			Ignored: d.stats.ignored.Load(), WhileBanned: d.stats.whileBanned.Load()},
@@ -317,10 +322,27 @@ func (d *Daemon) status(ctx context.Context) *api.Status {
 	st.Guards.Nameservers = strs(d.p.Host.Nameservers())
 	st.Guards.SSHPeers = strs(d.p.Host.SSHPeers())
 	if allow, err := d.pol.List("allow"); err == nil {
-		for p := range allow {
+		byCountry := 0
+		for p, origin := range allow {
+			// A country is thousands of prefixes: counted, not listed.
+			if origin == OriginGeoIP {
+				byCountry++
+				continue
+			}
 			st.Guards.Allow = append(st.Guards.Allow, p.String())
 		}
 		sort.Strings(st.Guards.Allow)
+		if byCountry > 0 {
+			st.Guards.Allow = append(st.Guards.Allow, fmt.Sprintf("%d prefixes of the allowed countries", byCountry))
+		}
+	}
+	for _, src := range d.p.More {
+		if r, ok := src.(Reporter); ok {
+			st.Parts = append(st.Parts, r.Status())
+		}
+	}
+	for _, r := range d.p.Reporters {
+		st.Parts = append(st.Parts, r.Status())
 	}
 	if n := d.stats.queueFull.Load(); n > 0 {
 		st.Notes = append(st.Notes, fmt.Sprintf("%d findings were dropped because the decision queue was full", n))
@@ -387,6 +409,9 @@ func (d *Daemon) explain(s string) (*api.Explain, error) {
 	if why, ok := d.p.Host.GuardNow(a); ok {
 		out.Guard = why
 	}
+	if d.p.Country != nil {
+		out.Country = d.p.Country(a)
+	}
 	return out, nil
 }
 
@@ -435,6 +460,9 @@ func (d *Daemon) grep(s string) (*api.Grep, error) {
 	}
 	if why, ok := d.p.Host.GuardNow(a); ok {
 		out.Guard = why
+	}
+	if d.p.Country != nil {
+		out.Country = d.p.Country(a)
 	}
 	return out, nil
 }

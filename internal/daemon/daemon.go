@@ -77,10 +77,22 @@ type SensorStats struct {
 	Packets, Probes, Malformed, KernelDrops uint64
 }
 
-// ProbeSource is a sensor besides the packet sensor (bait ports, ...): it
-// calls out from any goroutine.
+// ProbeSource is a sensor besides the packet sensor (bait ports, NFLOG,
+// the kernel log): it calls out from any goroutine.
 type ProbeSource interface {
 	Run(ctx context.Context, out func(*probe.Probe)) error
+}
+
+// Reporter is a part that says how it is doing in `scanwarden status`
+// (a ProbeSource, the feeds): one line per part.
+type Reporter interface {
+	Status() api.Part
+}
+
+// Watcher is a Notifier that also hears of bans the detector asked for
+// but the policy did not carry out (alerts.on: watch).
+type Watcher interface {
+	Watch(d *decision.Decision, f *detect.Finding)
 }
 
 // Notifier hears of findings and bans (PortSentry-style lines, alerts).
@@ -99,13 +111,18 @@ type Parts struct {
 	// a ban is lifted or ends.
 	MoreEnforcers []enforce.Enforcer
 	Host          Host
-	Sensor        Sensor
+	Sensor        Sensor // the packet sensor; nil: off (sensor.packet: false)
 	More          []ProbeSource
-	Notifiers     []Notifier
-	Hooks         Hooks // nil: none
-	Log           *slog.Logger
-	Now           func() time.Time // default time.Now
-	Version       string
+	// Reporters are more parts to show in status (feeds); a ProbeSource
+	// that is a Reporter is shown without being listed here.
+	Reporters []Reporter
+	Notifiers []Notifier
+	// Country names an address's country for explain; nil: no GeoIP.
+	Country func(netip.Addr) string
+	Hooks   Hooks // nil: none
+	Log     *slog.Logger
+	Now     func() time.Time // default time.Now
+	Version string
 	// Ready is called once the daemon is detecting and blocking (sd_notify).
 	Ready func()
 }
@@ -141,8 +158,11 @@ type Daemon struct {
 // New builds a daemon from a validated configuration and its parts. It does
 // not touch the firewall or the network yet.
 func New(cfg *config.Config, parts Parts) (*Daemon, error) {
-	if parts.Store == nil || parts.Host == nil || parts.Sensor == nil {
-		return nil, errors.New("daemon: store, host and sensor are required")
+	if parts.Store == nil || parts.Host == nil {
+		return nil, errors.New("daemon: store and host are required")
+	}
+	if parts.Sensor == nil && len(parts.More) == 0 {
+		return nil, errors.New("daemon: no sensor: turn on sensor.packet, sensor.nflog, sensor.kernel_log or bait ports")
 	}
 	if parts.Log == nil {
 		parts.Log = slog.Default()
@@ -207,7 +227,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4+len(d.p.More))
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(3)
 	// Each part reports only a failure; a part that ends without one while
 	// the daemon runs is a failure too.
 	part := func(name string, run func() error) {
@@ -224,12 +244,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go part("control socket", func() error { return api.Serve(ctx, ln, d, d.log) })
 	go part("decisions", func() error { return d.decideLoop(ctx) })
 	go part("clock", func() error { d.tickLoop(ctx); return nil })
-	go part("packet sensor", func() error { return d.p.Sensor.Run(ctx, d.onProbe) })
+	if d.p.Sensor != nil {
+		wg.Add(1)
+		go part("packet sensor", func() error { return d.p.Sensor.Run(ctx, d.onProbe) })
+	}
 	for _, src := range d.p.More {
 		wg.Add(1)
-		go part("sensor", func() error { return src.Run(ctx, d.onProbe) })
+		name := "sensor"
+		if r, ok := src.(Reporter); ok {
+			name = r.Status().Name
+		}
+		go part(name, func() error { return src.Run(ctx, d.onProbe) })
 	}
-	d.log.Info("scanwarden running", "version", d.p.Version, "interfaces", ifaceList(d.p.Sensor.Interfaces()),
+	d.log.Info("scanwarden running", "version", d.p.Version, "interfaces", d.interfaces(),
 		"firewall", d.firewallName(), "dry_run", d.cfg.Policy.DryRun, "state_dir", d.cfg.StateDir)
 	if d.p.Ready != nil {
 		d.p.Ready()
@@ -244,11 +271,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-func ifaceList(ifs []string) string {
+// interfaces says what the packet sensor watches, for the log.
+func (d *Daemon) interfaces() string {
+	if d.p.Sensor == nil {
+		return "none (packet sensor off)"
+	}
+	ifs := d.p.Sensor.Interfaces()
 	if len(ifs) == 0 {
 		return "all"
 	}
 	return fmt.Sprint(ifs)
+}
+
+// Origins of the allow-list entries the daemon keeps current itself.
+const (
+	OriginDynDNS = "dyndns"
+	OriginGeoIP  = "geoip"
+)
+
+// SetDynamicAllow makes the allow-list entries from origin ("dyndns",
+// "geoip") exactly pfxs. Safe to call from any goroutine while the daemon
+// runs.
+func (d *Daemon) SetDynamicAllow(origin string, pfxs []netip.Prefix) error {
+	return d.pol.ReplaceOrigin("allow", origin, pfxs)
 }
 
 func (d *Daemon) firewallName() string {
@@ -504,6 +549,11 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 			d.log.Error("storing a decision", "target", dec.Target, "err", err)
 		}
 		d.log.Warn("not banned", "target", dec.Target, "why", dec.NotActed, "finding", dec.FindingID)
+		for _, n := range d.p.Notifiers {
+			if w, ok := n.(Watcher); ok {
+				w.Watch(&dec, f)
+			}
+		}
 	}
 	if len(bans) == 0 {
 		return

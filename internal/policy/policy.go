@@ -137,6 +137,37 @@ func (p *Policy) RemoveList(list string, pfx netip.Prefix) (bool, error) {
 	return true, nil
 }
 
+// ReplaceOrigin makes the entries of a list that came from origin exactly
+// pfxs, in one atomic step: dynamic entries (host names re-resolved,
+// countries from a GeoIP database) are replaced whole when they change, and
+// an entry from elsewhere (the configuration, an admin) for the same prefix
+// is left as it is.
+func (p *Policy) ReplaceOrigin(list, origin string, pfxs []netip.Prefix) error {
+	t, err := p.list(list)
+	if err != nil {
+		return err
+	}
+	want := make(map[netip.Prefix]bool, len(pfxs))
+	for _, pf := range pfxs {
+		want[pf.Masked()] = true
+	}
+	p.listMu.Lock()
+	defer p.listMu.Unlock()
+	next := t.Load().Clone()
+	for pf, o := range t.Load().All() {
+		if o == origin && !want[pf] {
+			next.Delete(pf)
+		}
+	}
+	for pf := range want {
+		if _, ok := next.Get(pf); !ok {
+			next.Insert(pf, origin)
+		}
+	}
+	t.Store(next)
+	return nil
+}
+
 // List returns a list's entries and where each came from.
 func (p *Policy) List(list string) (map[netip.Prefix]string, error) {
 	t, err := p.list(list)
