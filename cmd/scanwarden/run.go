@@ -118,16 +118,13 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 	defer st.Close()
 
 	var enf enforce.Enforcer
+	var nftEnf *nft.Enforcer
 	if cfg.Firewall.Enabled {
-		nc := nft.Config{Table: cfg.Firewall.Table, Forward: cfg.Firewall.Forward}
-		if t := cfg.Firewall.Throttle; t.Enabled && !cfg.Policy.DryRun {
-			nc.Throttle = nft.Throttle{Rate: t.Rate, Burst: t.Burst}
-		}
-		e, err := nft.New(nc)
+		e, err := nft.New(nftConfig(cfg, log))
 		if err != nil {
 			return fmt.Errorf("firewall: %w", err)
 		}
-		enf = e
+		enf, nftEnf = e, e
 	}
 	hopts := host.Options{RefreshInterval: cfg.Sensor.ListenerRefresh.D(), SSHPorts: cfg.Policy.SSHPorts, Logger: log}
 	if cfg.Policy.ResolvConf != "/etc/resolv.conf" {
@@ -138,28 +135,57 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return fmt.Errorf("reading the host's addresses, routes and sockets: %w", err)
 	}
 	defer h.Close()
-	// A 2 ms block timeout hands probes to the detector within 2 ms on a
-	// quiet link (the package default, 10 ms, favours fewer wake-ups).
-	sensor, err := packet.Open(packet.Config{Interfaces: cfg.Sensor.Interfaces, BlockTimeout: 2 * time.Millisecond}, h)
-	if err != nil {
-		return fmt.Errorf("packet sensor: %w", err)
-	}
-	defer sensor.Close()
-
 	parts := daemon.Parts{
 		Store:    storeAdapter{st},
 		Enforcer: enf,
 		Host:     h,
-		Sensor:   sensorAdapter{sensor, cfg.Sensor.Interfaces},
 		Log:      log,
 		Version:  version,
-		Ready: func() {
-			sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
-		},
+	}
+	if cfg.Sensor.Packet {
+		// A 2 ms block timeout hands probes to the detector within 2 ms on
+		// a quiet link (the package default, 10 ms, favours fewer wake-ups).
+		sensor, err := packet.Open(packet.Config{Interfaces: cfg.Sensor.Interfaces, BlockTimeout: 2 * time.Millisecond}, h)
+		if err != nil {
+			return fmt.Errorf("packet sensor: %w", err)
+		}
+		defer sensor.Close()
+		parts.Sensor = sensorAdapter{sensor, cfg.Sensor.Interfaces}
+	}
+	logSrcs, closers, err := openLogSensors(cfg, h, log)
+	for _, c := range closers {
+		defer c()
+	}
+	if err != nil {
+		return err
+	}
+	parts.More = append(parts.More, logSrcs...)
+	lp, err := newListParts(cfg, nftEnf, h, log)
+	if err != nil {
+		return err
+	}
+	lp.attach(&parts)
+	parts.Ready = func() {
+		lp.afterSetup(ctx)
+		sdnotify.SdNotify(false, sdnotify.SdNotifyReady)
 	}
 	if err := addResponses(cfg, &parts, log); err != nil {
 		return err
 	}
+	alerter, err := newAlerter(cfg.Alerts, log)
+	if err != nil {
+		return err
+	}
+	alertsDone := make(chan struct{})
+	alertCtx, stopAlerts := context.WithCancel(context.Background())
+	if alerter != nil {
+		parts.Notifiers = append(parts.Notifiers, alerter)
+		go func() { alerter.Run(alertCtx); close(alertsDone) }()
+	} else {
+		close(alertsDone)
+	}
+	// On the way out, what alerts are waiting get their last try.
+	defer func() { stopAlerts(); <-alertsDone }()
 	if hk, ok := parts.Hooks.(hooksAdapter); ok {
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -177,6 +203,9 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 	}
 	d, err := daemon.New(cfg, parts)
 	if err != nil {
+		return err
+	}
+	if err := lp.beforeRun(ctx, d); err != nil {
 		return err
 	}
 	err = d.Run(ctx)

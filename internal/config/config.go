@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -734,6 +735,10 @@ func (c *Config) DetectConfig() detect.Config {
 	return d
 }
 
+// CountryFeed is the firewall set that holds lists.geoip.deny's networks,
+// beside the feeds; no feed may take its name.
+const CountryFeed = "country"
+
 // validateIssue5 checks the firewall-log, list, feed and alert settings.
 func (c *Config) validateIssue5(name string, root *yaml.Node) []error {
 	var errs []error
@@ -750,6 +755,15 @@ func (c *Config) validateIssue5(name string, root *yaml.Node) []error {
 	}
 	if c.Firewall.Logging != "off" && c.Firewall.Logging != "auto" {
 		bad("firewall.logging", "%q is not off or auto", c.Firewall.Logging)
+	}
+	if c.Firewall.Logging == "auto" && !c.Firewall.Enabled {
+		bad("firewall.logging", "auto adds a rule to scanwarden's table, which needs firewall.enabled: true")
+	}
+	if c.Firewall.Logging == "auto" && c.Firewall.LogGroup == 0 {
+		bad("firewall.log_group", "must be 1-65535 with logging: auto")
+	}
+	if slices.Contains(c.Sensor.NFLog.Groups, c.Firewall.LogGroup) && c.Firewall.Logging == "auto" {
+		bad("sensor.nflog.groups", "group %d is firewall.log_group, scanwarden's own; a group is one or the other", c.Firewall.LogGroup)
 	}
 	t := c.Detect.Threshold
 	if t.Attempts < 0 || t.DistinctPorts < 1 || t.Window.D() <= 0 {
@@ -781,6 +795,8 @@ func (c *Config) validateIssue5(name string, root *yaml.Node) []error {
 			bad("lists.feeds", "feed %d: name %q must be 1-24 of a-z, 0-9, - and _", i, f.Name)
 		case seen[f.Name]:
 			bad("lists.feeds", "feed %q named twice", f.Name)
+		case f.Name == CountryFeed:
+			bad("lists.feeds", "feed name %q is taken by lists.geoip.deny", f.Name)
 		case (f.URL == "") == (f.File == ""):
 			bad("lists.feeds", "feed %q: give exactly one of url and file", f.Name)
 		case f.URL != "" && !strings.HasPrefix(f.URL, "https://") && !strings.HasPrefix(f.URL, "http://"):

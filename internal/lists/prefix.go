@@ -240,3 +240,57 @@ func Split(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
 	i := sort.Search(len(ps), func(i int) bool { return ps[i].Addr().Is6() })
 	return ps[:i], ps[i:]
 }
+
+// Subtract returns the fewest prefixes that cover the addresses of ps that
+// no prefix of minus covers, in Merge's order. A blocklist feed loses the
+// addresses that must never be dropped (the host's own, its gateways, the
+// allow list) this way before it reaches the firewall, which drops a feed
+// without asking the policy.
+func Subtract(ps, minus []netip.Prefix) []netip.Prefix {
+	var b, m set
+	for _, p := range ps {
+		if p, ok := canonical(p); ok {
+			b.addPrefix(p)
+		}
+	}
+	for _, p := range minus {
+		if p, ok := canonical(p); ok {
+			m.addPrefix(p)
+		}
+	}
+	b.v4, b.v6 = subtractSpans(mergeSpans(b.v4), mergeSpans(m.v4)), subtractSpans(mergeSpans(b.v6), mergeSpans(m.v6))
+	out, _, _ := b.prefixes()
+	return out
+}
+
+// subtractSpans removes the spans of minus from ss; both sorted and
+// disjoint.
+func subtractSpans(ss, minus []span) []span {
+	var out []span
+	j := 0
+	for _, s := range ss {
+		for j < len(minus) && minus[j].hi.cmp(s.lo) < 0 {
+			j++ // ends before s
+		}
+		lo := s.lo
+		cut := false
+		for k := j; k < len(minus) && minus[k].lo.cmp(s.hi) <= 0; k++ {
+			if m := minus[k]; m.lo.cmp(lo) > 0 {
+				before := m.lo.sub(u128{0, 1})
+				out = append(out, span{lo, before})
+			}
+			next, wrapped := minus[k].hi.next()
+			if wrapped || next.cmp(s.hi) > 0 {
+				cut = true
+				break
+			}
+			if next.cmp(lo) > 0 {
+				lo = next
+			}
+		}
+		if !cut {
+			out = append(out, span{lo, s.hi})
+		}
+	}
+	return out
+}
