@@ -67,7 +67,7 @@ func TestFirewallLogNFLOG(t *testing.T) {
 	if !strings.Contains(st, `"packets": 0`) {
 		t.Logf("status: %s", st)
 	}
-	r := l.nmap("-sS", "-p", "1-200", l.targetIP())
+	r := l.nmap("-sS", "--host-timeout", "10s", "-p", "1-200", l.targetIP())
 	if !l.waitBanned(l.scanIP(), 5*time.Second) {
 		t.Fatalf("not banned from NFLOG alone (nmap saw %v)", r.states())
 	}
@@ -104,7 +104,7 @@ func TestFirewallLogKmsg(t *testing.T) {
 	if l.bannedInKernel(l.clientIP()) {
 		t.Fatal("the mail client retrying 587 was banned")
 	}
-	r := l.nmap("-sS", "-p", "1-200", l.targetIP())
+	r := l.nmap("-sS", "--host-timeout", "10s", "-p", "1-200", l.targetIP())
 	if !l.waitBanned(l.scanIP(), 5*time.Second) {
 		t.Fatalf("not banned from /dev/kmsg alone (nmap saw %v)", r.states())
 	}
@@ -210,7 +210,7 @@ func TestOwnLogGroup(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		l.in(l.client, 5*time.Second, "ncat", "-w", "2", "--recv-only", l.targetIP(), "443")
 	}
-	r := l.nmap("-sS", "-p", "1-200", l.targetIP())
+	r := l.nmap("-sS", "--host-timeout", "10s", "-p", "1-200", l.targetIP())
 	if !l.waitBanned(l.scanIP(), 5*time.Second) {
 		t.Fatalf("not banned from our own log group (nmap saw %v)", r.states())
 	}
@@ -256,5 +256,51 @@ func TestBlocklistFeedSparesNeverBlocked(t *testing.T) {
 	}
 	if st, _ := l.cli("status"); !strings.Contains(st, "feed drop") {
 		t.Errorf("status does not show the feed:\n%s", st)
+	}
+}
+
+// webhookSink records the body of every POST to a file, one per line.
+const webhookSink = `
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[1], "ab") as f:
+            f.write(self.headers.get("Authorization", "").encode() + b"\t" + body.replace(b"\n", b" ") + b"\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", 8099), H).serve_forever()
+`
+
+// TestWebhookAlertOnBan: a ban is posted to the webhook, as JSON naming
+// the scanner, within the digest interval, with the configured header.
+func TestWebhookAlertOnBan(t *testing.T) {
+	got := filepath.Join(t.TempDir(), "posts")
+	l := newLab(t, "alerts:\n  on: [ban, watch]\n  digest: 1s\n  webhook:\n    enabled: true\n    url: http://127.0.0.1:8099/hook\n    headers: {Authorization: \"Bearer t0k\"}\n")
+	l.bg(l.target, "python3", "-c", webhookSink, got)
+	l.waitPort(l.target, "8099")
+	l.startDaemon()
+	l.nmap("-sS", "--host-timeout", "10s", "-p", "1-200", l.targetIP())
+	if !l.waitBanned(l.scanIP(), 5*time.Second) {
+		t.Fatal("not banned")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var body []byte
+	for time.Now().Before(deadline) {
+		body, _ = os.ReadFile(got)
+		if len(body) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	line := string(body)
+	if !strings.HasPrefix(line, "Bearer t0k\t") || !strings.Contains(line, `"kind":"ban"`) || !strings.Contains(line, l.scanIP()) {
+		t.Fatalf("webhook got %q", line)
+	}
+	var events []map[string]any
+	if err := json.Unmarshal([]byte(strings.SplitN(strings.SplitN(line, "\n", 2)[0], "\t", 2)[1]), &events); err != nil || len(events) == 0 {
+		t.Fatalf("webhook body is not a JSON array of events: %v %q", err, line)
 	}
 }
