@@ -44,7 +44,9 @@ go test -count=1 -timeout 60m ./...
 
 if [ -n "${FUZZTIME:-}" ]; then
 	echo "== fuzzing, $FUZZTIME per target"
-	for pkg in ./internal/probe ./internal/sensor/kernlog ./internal/sensor/flowreport; do
+	# Every package with a fuzz target: decoders, log and list parsers,
+	# importers.
+	for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' internal cmd | xargs -n1 dirname | sort -u | sed 's|^|./|'); do
 		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" "$pkg"
 		done
