@@ -99,7 +99,8 @@ func TestCLI(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"import"}, 2, "needs a source"},
-		{[]string{"import", "csf", "x"}, 2, "cannot import \"csf\""},
+		{[]string{"import", "nosuchtool", "x"}, 2, "cannot import \"nosuchtool\""},
+		{[]string{"import", "csf", filepath.Join(dir, "missing")}, 1, "missing"},
 		{[]string{"import", "portsentry"}, 2, "exactly one FILE"},
 		{[]string{"import", "portsentry", conf, conf}, 2, "exactly one FILE"},
 		{[]string{"import", "portsentry", "--mode", "xtcp", conf}, 2, "--mode"},

@@ -2,9 +2,10 @@ package portsentry
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/scanwarden/scanwarden/internal/importer/importutil"
 )
 
 // converter holds one conversion in progress.
@@ -12,19 +13,12 @@ type converter struct {
 	in       Input
 	cf       *confFile
 	res      Result
-	settings []setting
+	settings importutil.Settings
 	hooks    []hookOut
 	noted    map[string]bool
 	modes    modeSet
 	resp     response // what a finding leads to (BLOCK_TCP, BLOCK_UDP)
 	ign      *ignoreSummary
-}
-
-// setting is one value of the output and the comment above it.
-type setting struct {
-	path  []string
-	value any // a Go value, or a *yaml.Node
-	from  string
 }
 
 // hookOut is one hook of the output.
@@ -185,15 +179,7 @@ func (c *converter) unsupported(e *entry, format string, args ...any) {
 // set adds a setting; a second setting of the same key (SYSLOG_FACILITY
 // and SYSLOG_LEVEL) names both sources, and the last value stands.
 func (c *converter) set(path string, value any, from string) {
-	p := strings.Split(path, ".")
-	for i := range c.settings {
-		if slices.Equal(c.settings[i].path, p) {
-			c.settings[i].value = value
-			c.settings[i].from += " and " + strings.TrimPrefix(from, "from ")
-			return
-		}
-	}
-	c.settings = append(c.settings, setting{p, value, from})
+	c.settings.Set(path, value, from)
 }
 
 // from names where a setting came from, for the comment above it.
@@ -403,7 +389,7 @@ func suggest(k string) string {
 		if strings.EqualFold(k, known) {
 			return " (keys are upper case: did you mean " + known + "?)"
 		}
-		if d := distance(k, known); d < dist {
+		if d := importutil.Distance(k, known); d < dist {
 			best, dist = known, d
 		}
 	}
@@ -411,30 +397,6 @@ func suggest(k string) string {
 		return " (did you mean " + best + "?)"
 	}
 	return ""
-}
-
-// distance is the Levenshtein distance, for short keys.
-func distance(a, b string) int {
-	if len(a) > maxKey || len(b) > maxKey {
-		return maxKey
-	}
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // junk reports the lines that are not settings: the first maxJunk one by
@@ -463,11 +425,4 @@ func (c *converter) advice() {
 	if !c.anyOf("SYSLOG_FACILITY", "SYSLOG_LEVEL") {
 		c.res.Advice = append(c.res.Advice, "PortSentry logs its attackalert lines to syslog (1.2 always, 2.x with --logoutput syslog). If a log watcher reads them (logcheck, swatch, a SIEM rule), set compat.portsentry_syslog: true.")
 	}
-}
-
-func upper(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/scanwarden/scanwarden/internal/config"
+	"github.com/scanwarden/scanwarden/internal/importer/importutil"
 )
 
 // How PortSentry reads its ignore file, one entry per line:
@@ -148,30 +149,8 @@ func maskBits(m netip.Addr) (int, bool) {
 	return n, v == 0
 }
 
-// guards are the sources scanwarden never bans whatever the configuration
-// says (docs/daemon.md, "Never blocked"), so an allow entry inside one of
-// them adds nothing.
-var guards = []struct {
-	p    netip.Prefix
-	what string
-}{
-	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
-	{netip.MustParsePrefix("::1/128"), "loopback"},
-	{netip.MustParsePrefix("0.0.0.0/8"), "0.0.0.0/8, which no real scanner has"},
-	{netip.MustParsePrefix("::/128"), "the unspecified address"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast"},
-	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
-}
-
-func guardedBy(p netip.Prefix) string {
-	for _, g := range guards {
-		if g.p.Bits() <= p.Bits() && g.p.Contains(p.Addr()) {
-			return g.what
-		}
-	}
-	return ""
-}
+// guardedBy names the guard of scanwarden's that already covers p, or "".
+var guardedBy = importutil.GuardedBy
 
 // ignoreSummary is what the header says of the ignore list.
 type ignoreSummary struct {

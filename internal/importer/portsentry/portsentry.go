@@ -11,16 +11,14 @@
 package portsentry
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/importer/importutil"
 )
 
 // Size limits. PortSentry's own files are a few kilobytes (Debian's
@@ -32,28 +30,17 @@ const (
 
 // Note is one line of the report: a key of the input (or "" for a line that
 // is not a setting), where it was, and what became of it.
-type Note struct {
-	Key  string `json:"key"`
-	Line int    `json:"line,omitempty"`
-	Text string `json:"text"`
-}
+type Note = importutil.Note
 
 // Result is a conversion.
 type Result struct {
 	// YAML is the complete scanwarden configuration: a comment header,
 	// then only the settings that differ from the defaults.
 	YAML []byte `json:"-"`
-	// Mapped keys carry over with the same meaning.
-	Mapped []Note `json:"mapped"`
-	// Changed keys carry over, or were deliberately not, with a different
-	// meaning: each says how scanwarden behaves and what to do.
-	Changed []Note `json:"changed"`
-	// Unsupported keys (and lines that are not settings) have no
-	// equivalent: each says why.
-	Unsupported []Note `json:"unsupported"`
-	// Advice is about the whole configuration rather than one key (what
+	// Report is every key in one of three sections (Mapped, Changed,
+	// Unsupported), and Advice about the whole configuration (what
 	// PortSentry's command line decided, what scanwarden adds).
-	Advice []string `json:"advice,omitempty"`
+	importutil.Report
 }
 
 // Input is everything a conversion reads.
@@ -117,13 +104,7 @@ func ConvertInput(in Input) (*Result, error) {
 }
 
 func checkText(data []byte, max int) error {
-	if len(data) > max {
-		return fmt.Errorf("%d bytes, more than the %d a PortSentry file can plausibly be", len(data), max)
-	}
-	if bytes.IndexByte(data, 0) >= 0 {
-		return ErrBinary
-	}
-	return nil
+	return importutil.CheckText(data, max, "PortSentry", ErrBinary)
 }
 
 // ReadInput reads a portsentry.conf and its ignore file as the CLI does:
@@ -154,98 +135,11 @@ func ReadInput(confPath, ignorePath string) (Input, error) {
 // readLimited reads at most max bytes (and says so when there are more),
 // so a huge or endless file (/dev/zero) costs nothing.
 func readLimited(name string, max int) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if len(data) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes, which no PortSentry file is", name, max)
-	}
-	return data, nil
-}
-
-// Summary counts the report: "9 mapped, 6 changed meaning, 1 without
-// equivalent".
-func (r *Result) Summary() string {
-	return fmt.Sprintf("%d mapped, %d changed meaning, %d without equivalent", len(r.Mapped), len(r.Changed), len(r.Unsupported))
+	return importutil.ReadLimited(name, max, "PortSentry")
 }
 
 // WriteReport writes the report for people: the three sections, then the
 // advice.
 func (r *Result) WriteReport(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "PortSentry import: %s.\n", r.Summary())
-	section := func(title string, notes []Note, arrow bool) {
-		if len(notes) == 0 {
-			return
-		}
-		fmt.Fprintf(&b, "\n%s\n", title)
-		for _, n := range notes {
-			where := n.Key
-			switch {
-			case n.Key == "" && n.Line > 0:
-				where = "line " + strconv.Itoa(n.Line)
-			case n.Line > 0:
-				where += " (line " + strconv.Itoa(n.Line) + ")"
-			}
-			sep := ": "
-			if arrow {
-				sep = " → "
-			}
-			wrap(&b, "  "+where+sep+n.Text, "      ")
-		}
-	}
-	section("Mapped:", r.Mapped, true)
-	section("Changed meaning (read these):", r.Changed, false)
-	section("No equivalent:", r.Unsupported, false)
-	if len(r.Advice) > 0 {
-		b.WriteString("\nAlso:\n")
-		for _, a := range r.Advice {
-			wrap(&b, "  - "+a, "    ")
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// reportWidth is where report lines are wrapped.
-const reportWidth = 100
-
-// wrap writes text as lines of at most reportWidth bytes (a longer word
-// gets a line of its own), continuation lines indented.
-func wrap(b *strings.Builder, text, indent string) {
-	line := 0
-	for i, w := range strings.Split(text, " ") {
-		switch {
-		case i == 0:
-		case line+1+len(w) > reportWidth && line > len(indent):
-			b.WriteString("\n" + indent)
-			line = len(indent)
-		default:
-			b.WriteByte(' ')
-			line++
-		}
-		b.WriteString(w)
-		line += len(w)
-	}
-	b.WriteByte('\n')
-}
-
-// quote renders text from the input for the report and for YAML comments:
-// quoted, anything unprintable escaped (so no input can forge report lines
-// or break a comment), at most 100 bytes of it.
-func quote(s string) string {
-	if len(s) > 100 {
-		return strconv.QuoteToGraphic(s[:100]) + "..."
-	}
-	return strconv.QuoteToGraphic(s)
+	return r.Report.Write(w, "PortSentry import: "+r.Summary())
 }
