@@ -63,12 +63,37 @@ func (ps *Parser) Relative() bool { return ps.relative.Load() }
 // the first time it meets a new interface name.
 func (ps *Parser) Parse(line []byte, p *probe.Probe) (bool, error) {
 	line = trimEOL(line)
+	at, ok, err := ps.fields(line, p)
+	if !ok {
+		return false, err
+	}
+	if p.Time, err = ps.stamp(line[:at]); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ParseMessage is Parse for a message that comes without a time stamp in
+// front, because its source gives the time apart: the MESSAGE field of a
+// journal entry (journalctl -o json, with __REALTIME_TIMESTAMP), or the text
+// after the header of a /dev/kmsg record. Any text before the fields (the log
+// prefix, even a stamp) is ignored, and p.Time is t.
+func (ps *Parser) ParseMessage(msg []byte, t time.Time, p *probe.Probe) (bool, error) {
+	if _, ok, err := ps.fields(trimEOL(msg), p); !ok {
+		return false, err
+	}
+	p.Time = t
+	return true, nil
+}
+
+// fields fills p from the fields of line and returns where they start.
+func (ps *Parser) fields(line []byte, p *probe.Probe) (int, bool, error) {
 	at := findFields(line)
 	if at < 0 {
 		if LooksLikeLogLine(line) {
-			return false, errNoOut
+			return 0, false, errNoOut
 		}
-		return false, nil
+		return 0, false, nil
 	}
 	*p = probe.Probe{}
 	f := fieldParser{tok: tokenizer{b: line[at:]}}
@@ -81,14 +106,11 @@ func (ps *Parser) Parse(line []byte, p *probe.Probe) (bool, error) {
 		// could not read) are not packets, so not errors either. Asking
 		// only now keeps the scan off the path of good lines.
 		if !LooksLikeLogLine(line[at:]) {
-			return false, nil
+			return 0, false, nil
 		}
-		return false, err
+		return 0, false, err
 	}
-	if p.Time, err = ps.stamp(line[:at]); err != nil {
-		return false, err
-	}
-	return true, nil
+	return at, true, nil
 }
 
 // LooksLikeLogLine is a cheap test for format sniffing: it reports whether
