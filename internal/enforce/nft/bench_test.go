@@ -258,15 +258,7 @@ func pingPong(b *testing.B, conn *net.UDPConn) {
 func BenchmarkLoadFeed(b *testing.B) {
 	ns := newNetns(b)
 	e := setup(b, ns, Config{Feeds: []string{"big"}})
-	var prefixes []netip.Prefix
-	for i := 0; len(prefixes) < 100_000; i++ {
-		if i%10 == 0 {
-			prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{11, byte(i >> 16), byte(i >> 8), 0}), 24))
-		} else {
-			prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{12, byte(i >> 16), byte(i >> 8), byte(i)}), 32))
-		}
-	}
-	prefixes = mergeForTest(prefixes)
+	prefixes := bigFeed()
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		if err := e.LoadFeed(ctx, "big", prefixes); err != nil {

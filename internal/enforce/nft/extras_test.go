@@ -38,16 +38,7 @@ func TestExtrasRulesetAndAdoption(t *testing.T) {
 func TestFeedLoadIsAtomic(t *testing.T) {
 	ns := newNetns(t)
 	e := setup(t, ns, Config{Feeds: []string{"big"}})
-	var prefixes []netip.Prefix
-	for i := 0; len(prefixes) < 100_000; i++ {
-		// distinct, non-adjacent /32s and /24s
-		if i%10 == 0 {
-			prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{11, byte(i >> 16), byte(i >> 8), 0}), 24))
-		} else {
-			prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{12, byte(i >> 16), byte(i >> 8), byte(i)}), 32))
-		}
-	}
-	prefixes = mergeForTest(prefixes)
+	prefixes := bigFeed()
 	ctx := context.Background()
 	t0 := time.Now()
 	if err := e.LoadFeed(ctx, "big", prefixes); err != nil {
@@ -87,6 +78,20 @@ func TestFeedLoadIsAtomic(t *testing.T) {
 		t.Fatalf("the set was seen without its first entries %d times in %d looks during reloads", empty.Load(), looks.Load())
 	}
 	t.Logf("%d looks during 5 reloads, never empty", looks.Load())
+}
+
+// bigFeed is a 100 000-entry feed of distinct /32s and /24s, as DROP
+// lists and DShield mixes are.
+func bigFeed() []netip.Prefix {
+	var prefixes []netip.Prefix
+	for i := 0; len(prefixes) < 100_000; i++ {
+		if i%10 == 0 {
+			prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{11, byte(i >> 16), byte(i >> 8), 0}), 24))
+		} else {
+			prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{12, byte(i >> 16), byte(i >> 8), byte(i)}), 32))
+		}
+	}
+	return mergeForTest(prefixes)
 }
 
 // mergeForTest drops prefixes inside others (the lists package merges for

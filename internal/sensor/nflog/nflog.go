@@ -31,7 +31,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +39,7 @@ import (
 
 	"github.com/scanwarden/scanwarden/internal/host"
 	"github.com/scanwarden/scanwarden/internal/probe"
+	"github.com/scanwarden/scanwarden/internal/sensor"
 )
 
 // Config configures a Sensor.
@@ -168,11 +168,7 @@ type Sensor struct {
 
 	overruns, truncated, foreign, discarded atomic.Uint64
 
-	mu      sync.Mutex // guards running, closed, cancel, done
-	running bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life sensor.Once // Run once; Close stops it
 }
 
 // Open opens the netlink socket (in cfg.NetNS, or the caller's network
@@ -269,16 +265,11 @@ func (s *Sensor) Run(ctx context.Context, out func(*probe.Probe)) error {
 // its group, hook, interfaces, log prefix, sequence number. Neither
 // argument may be kept after out returns.
 func (s *Sensor) RunMeta(ctx context.Context, out func(*probe.Probe, *Meta)) error {
-	s.mu.Lock()
-	if s.running || s.closed {
-		s.mu.Unlock()
-		return errors.New("nflog: Run called twice or after Close")
+	ctx, finish, err := s.life.Start(ctx, "nflog")
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.running, s.cancel, s.done = true, cancel, make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.done)
-	defer cancel()
+	defer finish()
 
 	// A read deadline in the past wakes the blocked read at once.
 	woke := make(chan struct{})
@@ -337,17 +328,8 @@ func (s *Sensor) datagram(n int) ([]byte, bool) {
 // socket. The kernel would unbind them when the socket closes anyway; the
 // explicit unbind makes a group free for another reader at once.
 func (s *Sensor) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.life.Stop() {
 		return nil
-	}
-	s.closed = true
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
 	}
 	err := s.unbindAll()
 	s.conn.Close()

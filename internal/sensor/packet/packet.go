@@ -35,6 +35,7 @@ import (
 
 	"github.com/scanwarden/scanwarden/internal/host"
 	"github.com/scanwarden/scanwarden/internal/probe"
+	"github.com/scanwarden/scanwarden/internal/sensor"
 )
 
 // Config configures a Sensor. The zero value listens on every interface.
@@ -135,11 +136,7 @@ type Sensor struct {
 	prog  atomic.Pointer[program] // the filter the sockets should have
 	gen   atomic.Uint64           // bumped when the filter or the host's links change
 
-	mu      sync.Mutex // guards running, closed, cancel, done
-	running bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life sensor.Once // Run once; Close stops it
 }
 
 // program is one version of the filter.
@@ -221,16 +218,11 @@ func (s *Sensor) refilter() error {
 // reopened (see Stats for why it is closed), so Run returns only when
 // stopped, with nil; it is an error to call it twice.
 func (s *Sensor) Run(ctx context.Context, out func(*probe.Probe)) error {
-	s.mu.Lock()
-	if s.running || s.closed {
-		s.mu.Unlock()
-		return errors.New("packet: Run called twice or after Close")
+	ctx, finish, err := s.life.Start(ctx, "packet")
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.running, s.cancel, s.done = true, cancel, make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.done)
-	defer cancel()
+	defer finish()
 
 	emit := out
 	if len(s.slots) > 1 {
@@ -277,14 +269,7 @@ func (s *Sensor) follow(ctx context.Context) {
 
 // Close stops Run, if it is running, and closes the sockets.
 func (s *Sensor) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	s.life.Stop()
 	s.closeSlots()
 	return nil
 }

@@ -45,7 +45,6 @@ package follow
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -138,11 +137,7 @@ type Sensor struct {
 	p    probe.Probe
 	held holdQueue
 
-	mu      sync.Mutex
-	running bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life sensor.Once // Run once; Close stops it
 }
 
 type counters struct {
@@ -227,15 +222,12 @@ func (s *Sensor) openFile() error {
 // nil when stopped, or an error if /dev/kmsg fails for good. It is an error
 // to call it twice.
 func (s *Sensor) Run(ctx context.Context, out func(*probe.Probe)) error {
-	s.mu.Lock()
-	if s.running || s.closed {
-		s.mu.Unlock()
-		return errors.New("kernel log: Run called twice or after Close")
+	ctx, finish, err := s.life.Start(ctx, "kernel log")
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.running, s.cancel, s.done = true, cancel, make(chan struct{})
-	s.mu.Unlock()
-	defer close(s.done)
+	defer finish()
+	ctx, cancel := context.WithCancel(ctx) // the file's reader stops the kmsg reader, and back
 	defer cancel()
 
 	switch {
@@ -264,7 +256,7 @@ func (s *Sensor) Run(ctx context.Context, out func(*probe.Probe)) error {
 	if s.verify != nil {
 		wake, recheck = s.verify.wake, s.recheckHeld
 	}
-	err := s.tail.run(ctx, wake, recheck)
+	err = s.tail.run(ctx, wake, recheck)
 	cancel()
 	wg.Wait()
 	if err == nil {
@@ -365,16 +357,7 @@ func (s *Sensor) Name() string { return s.name }
 
 // Close stops Run, if it runs, and releases the files and the watch.
 func (s *Sensor) Close() error {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-	if already {
+	if !s.life.Stop() {
 		return nil
 	}
 	if s.kmsg != nil {
