@@ -119,10 +119,8 @@ key-by-key guide.`,
 }
 
 func runImportPortsentry(stdout, stderr io.Writer, file, ignore, out string, force, asJSON bool, modes []string) error {
-	if out != "" && !force {
-		if _, err := os.Lstat(out); err == nil {
-			return usagef("%s exists: give --force to overwrite it", out)
-		}
+	if err := refuseExisting(force, out); err != nil {
+		return err
 	}
 	in, err := portsentry.ReadInput(file, ignore)
 	if err != nil {
@@ -133,12 +131,43 @@ func runImportPortsentry(stdout, stderr io.Writer, file, ignore, out string, for
 	if err != nil {
 		return fmt.Errorf("cannot convert %w", err)
 	}
+	return writeImport(stdout, stderr, out, force, asJSON, res.YAML, res, nil)
+}
+
+// importResult is what an importer's Result offers for writing.
+type importResult interface {
+	WriteReport(io.Writer) error
+}
+
+// refuseExisting fails, unless force, when one of the files to write
+// exists ("" names none), before anything is read.
+func refuseExisting(force bool, names ...string) error {
+	for _, name := range names {
+		if name == "" || force {
+			continue
+		}
+		if _, err := os.Lstat(name); err == nil {
+			return usagef("%s exists: give --force to overwrite it", name)
+		}
+	}
+	return nil
+}
+
+// writeImport writes a converted configuration (to out, or to stdout when
+// out is ""), then extra's files, if any, then the report (res: JSON on
+// stdout with asJSON, else text on stderr) and, with out, how to check it.
+func writeImport(stdout, stderr io.Writer, out string, force, asJSON bool, yaml []byte, res importResult, extra func() error) error {
 	if out == "" {
-		if _, err := stdout.Write(res.YAML); err != nil {
+		if _, err := stdout.Write(yaml); err != nil {
 			return err
 		}
-	} else if err := writeNew(out, res.YAML, force); err != nil {
+	} else if err := writeNew(out, yaml, force); err != nil {
 		return err
+	}
+	if extra != nil {
+		if err := extra(); err != nil {
+			return err
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -277,37 +306,17 @@ func runImportCSF(stdout, stderr io.Writer, path, out, bans string, asJSON, forc
 	if bans == "" && out != "" && len(res.Bans) > 0 {
 		bans = out + ".bans.sh"
 	}
-	for _, name := range []string{out, bans} {
-		if name == "" || force {
-			continue
-		}
-		if _, err := os.Lstat(name); err == nil {
-			return usagef("%s exists: give --force to overwrite it", name)
-		}
-	}
-	if out == "" {
-		if _, err := stdout.Write(res.YAML); err != nil {
-			return err
-		}
-	} else if err := writeNew(out, res.YAML, force); err != nil {
+	if err := refuseExisting(force, out, bans); err != nil {
 		return err
 	}
-	if bans != "" {
-		if err := writeNew(bans, res.BansScript(time.Now().UTC().Format("2006-01-02 15:04 UTC")), force); err != nil {
-			return err
+	writeBans := func() error {
+		if bans == "" {
+			return nil
 		}
+		return writeNew(bans, res.BansScript(time.Now().UTC().Format("2006-01-02 15:04 UTC")), force)
 	}
-	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return err
-		}
-	} else if err := res.WriteReport(stderr); err != nil {
+	if err := writeImport(stdout, stderr, out, force, asJSON, res.YAML, res, writeBans); err != nil {
 		return err
-	}
-	if out != "" {
-		fmt.Fprintf(stderr, "\nWrote %s. Check it: scanwarden config check %s\nTry it:   scanwarden run --config %s --dry-run\n", out, out, out)
 	}
 	switch {
 	case bans != "":

@@ -25,29 +25,14 @@ import (
 //
 // There are no references between keys, and no Include in csf.conf.
 
-// entry is one key of csf.conf, as its last setting left it.
-type entry struct {
-	Key   string
-	Value string
-	Line  int   // the line of the setting used (the last)
-	Lines []int // every line that set the key, in order
-	// Remarks say how the setting departs from what CSF reads.
-	Remarks []string
-}
-
-// junkLine is a line that is neither a comment nor KEY = "value".
-type junkLine struct {
-	Line int
-	Text string // as written (not yet made safe for a terminal)
-	Why  string
-}
-
-// confFile is a parsed csf.conf.
-type confFile struct {
-	entries map[string]*entry
-	order   []string // keys in the order of their first setting
-	junk    []junkLine
-}
+// entry, junkLine and confFile are the shared parse of a KEY="value" file:
+// one key of csf.conf, a line that is neither a comment nor KEY = "value",
+// and the parsed csf.conf.
+type (
+	entry    = importutil.Entry
+	junkLine = importutil.JunkLine
+	confFile = importutil.Conf
+)
 
 // splitLines splits text into lines as CSF's slurp does: at CR LF, CR, LF,
 // VT and FF.
@@ -79,21 +64,21 @@ func clean(s string) string { return strings.Trim(s, " \t\r\n\v\f") }
 // parseConf reads a csf.conf. It never fails: whatever it cannot read is a
 // junkLine, reported by the caller with its line number.
 func parseConf(data []byte) *confFile {
-	cf := &confFile{entries: make(map[string]*entry)}
+	cf := importutil.NewConf()
 	for i, raw := range splitLines(data) {
-		cf.line(i+1, raw)
+		confLine(cf, i+1, raw)
 	}
 	return cf
 }
 
-func (cf *confFile) line(n int, raw string) {
+func confLine(cf *confFile, n int, raw string) {
 	text := clean(raw)
 	if text == "" || text[0] == '#' {
 		return
 	}
 	eq := strings.IndexByte(text, '=')
 	if eq < 0 {
-		cf.junk = append(cf.junk, junkLine{n, raw, `no "=": CSF skips the line`})
+		cf.Junk = append(cf.Junk, junkLine{Line: n, Text: raw, Why: `no "=": CSF skips the line`})
 		return
 	}
 	key := strings.Map(func(r rune) rune {
@@ -103,18 +88,11 @@ func (cf *confFile) line(n int, raw string) {
 		return r
 	}, text[:eq])
 	if key == "" || len(key) > importutil.MaxKey || strings.IndexFunc(key, func(r rune) bool { return !isKeyRune(r) }) >= 0 {
-		cf.junk = append(cf.junk, junkLine{n, raw, "not a key: CSF's are letters, digits and _"})
+		cf.Junk = append(cf.Junk, junkLine{Line: n, Text: raw, Why: "not a key: CSF's are letters, digits and _"})
 		return
 	}
 	value, remarks := readValue(text[eq+1:])
-	e := cf.entries[key]
-	if e == nil {
-		e = &entry{Key: key}
-		cf.entries[key] = e
-		cf.order = append(cf.order, key)
-	}
-	e.Value, e.Line, e.Remarks = value, n, remarks
-	e.Lines = append(e.Lines, n)
+	cf.Set(key, value, n, remarks)
 }
 
 func isKeyRune(r rune) bool {

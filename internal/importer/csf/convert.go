@@ -86,12 +86,12 @@ func (c *converter) get(key string) *entry {
 	if c.noted[key] {
 		return nil
 	}
-	return c.cf.entries[key]
+	return c.cf.Entries[key]
 }
 
 // value is a key's value, "" when it is not set.
 func (c *converter) value(key string) string {
-	if e := c.cf.entries[key]; e != nil && cleanValue(e.Value) == "" {
+	if e := c.cf.Entries[key]; e != nil && cleanValue(e.Value) == "" {
 		return strings.TrimSpace(e.Value)
 	}
 	return ""
@@ -105,29 +105,14 @@ func (c *converter) note(sec *[]Note, e *entry, text string) {
 		if strict {
 			panic("csf: " + e.Key + " noted twice")
 		}
-		for _, s := range []*[]Note{&c.res.Mapped, &c.res.Changed, &c.res.Unsupported} {
-			for i := range *s {
-				if (*s)[i].Key == e.Key {
-					(*s)[i].Text += " " + text
-					return
-				}
-			}
-		}
+		c.res.JoinNote(e.Key, text)
 		return
 	}
 	c.noted[e.Key] = true
 	var more []string
 	if len(e.Lines) > 1 {
-		lines := make([]string, 0, 10)
-		for i, l := range e.Lines {
-			if i == 10 {
-				lines = append(lines, "...")
-				break
-			}
-			lines = append(lines, strconv.Itoa(l))
-		}
 		more = append(more, fmt.Sprintf("Set %d times (lines %s): csf and lfd refuse to start on that (\"*Error* Setting %s is repeated\"); the last is used here.",
-			len(e.Lines), strings.Join(lines, ", "), e.Key))
+			len(e.Lines), importutil.LineList(e.Lines), e.Key))
 	}
 	for _, r := range e.Remarks {
 		if secretKey(e.Key) {
@@ -159,21 +144,12 @@ func (c *converter) set(path string, value any, from string) {
 	c.settings.Set(path, value, from)
 }
 
-// from names where a setting came from, for the comment above it.
-func from(es ...*entry) string {
-	var parts []string
-	for _, e := range es {
-		if e != nil {
-			parts = append(parts, fmt.Sprintf("%s (line %d)", e.Key, e.Line))
-		}
-	}
-	return "from " + strings.Join(parts, " and ")
-}
-
-// fromValue is from with the value.
-func fromValue(e *entry) string {
-	return fmt.Sprintf("from %s (line %d): %s", e.Key, e.Line, importutil.Quote(e.Value))
-}
+// from and fromValue name where a setting came from, for the comment
+// above it.
+var (
+	from      = importutil.From
+	fromValue = importutil.FromValue
+)
 
 // badValues accounts for the keys about port scans whose value cannot be
 // used at all.
@@ -282,14 +258,14 @@ func entryText(s string) string {
 // they are about port scans, one by one; all others in one list, by name
 // only.
 func (c *converter) rest() {
-	for _, k := range c.cf.order {
+	for _, k := range c.cf.Order {
 		if c.noted[k] {
 			continue
 		}
 		if !knownKeys[k] && looksRelated(k) {
 			// Its value is not shown, not even in the parser's remarks:
 			// nothing says what an unknown key holds.
-			e := *c.cf.entries[k]
+			e := *c.cf.Entries[k]
 			e.Remarks = nil
 			c.unsupported(&e, "not a key CSF has%s, although its name looks like one about port scans: CSF ignores it, and nothing is converted. Check its spelling, and what you meant it for.", suggest(k))
 			continue
@@ -338,9 +314,9 @@ func suggest(k string) string {
 // junk reports the lines that are not settings: the first maxJunk one by
 // one, then how many more and where.
 func (c *converter) junk() {
-	for i, j := range c.cf.junk {
+	for i, j := range c.cf.Junk {
 		if i == maxJunk {
-			rest := c.cf.junk[maxJunk:]
+			rest := c.cf.Junk[maxJunk:]
 			c.res.Unsupported = append(c.res.Unsupported, Note{Line: rest[0].Line, Text: fmt.Sprintf("%d more lines that are not settings, from this one to line %d, not listed one by one.", len(rest), rest[len(rest)-1].Line)})
 			break
 		}
@@ -426,5 +402,5 @@ func covering(m map[netip.Prefix]string, p netip.Prefix) string {
 
 // anyOf reports whether any of the keys is set.
 func (c *converter) anyOf(keys ...string) bool {
-	return slices.ContainsFunc(keys, func(k string) bool { return c.cf.entries[k] != nil })
+	return slices.ContainsFunc(keys, func(k string) bool { return c.cf.Entries[k] != nil })
 }

@@ -16,24 +16,16 @@ import (
 // and firewall.connlimit.
 func (c *converter) flood() {
 	if e := c.get("PORTFLOOD"); e != nil {
-		var out []config.PortFlood
-		var bad []string
-		for _, item := range splitList(e.Value) {
-			f := strings.Split(item, ";")
-			if len(f) != 4 {
-				bad = append(bad, importutil.Quote(item))
-				continue
-			}
+		out, bad := parseItems(e.Value, 4, func(f []string) (config.PortFlood, bool) {
 			port, err1 := strconv.Atoi(strings.TrimSpace(f[0]))
 			proto := strings.ToLower(strings.TrimSpace(f[1]))
 			hits, err2 := strconv.Atoi(strings.TrimSpace(f[2]))
 			secs, err3 := strconv.Atoi(strings.TrimSpace(f[3]))
 			if err1 != nil || err2 != nil || err3 != nil || port < 1 || port > 65535 || proto != "tcp" && proto != "udp" || hits < 1 || secs < 1 {
-				bad = append(bad, importutil.Quote(item))
-				continue
+				return config.PortFlood{}, false
 			}
-			out = append(out, config.PortFlood{Port: uint16(port), Proto: proto, Hits: hits, Seconds: secs})
-		}
+			return config.PortFlood{Port: uint16(port), Proto: proto, Hits: hits, Seconds: secs}, true
+		})
 		if len(out) > 0 {
 			c.set("firewall.portflood", flowList(out), fromValue(e))
 		}
@@ -51,22 +43,14 @@ func (c *converter) flood() {
 		}
 	}
 	if e := c.get("CONNLIMIT"); e != nil {
-		var out []config.ConnLimit
-		var bad []string
-		for _, item := range splitList(e.Value) {
-			f := strings.Split(item, ";")
-			if len(f) != 2 {
-				bad = append(bad, importutil.Quote(item))
-				continue
-			}
+		out, bad := parseItems(e.Value, 2, func(f []string) (config.ConnLimit, bool) {
 			port, err1 := strconv.Atoi(strings.TrimSpace(f[0]))
 			limit, err2 := strconv.Atoi(strings.TrimSpace(f[1]))
 			if err1 != nil || err2 != nil || port < 1 || port > 65535 || limit < 1 {
-				bad = append(bad, importutil.Quote(item))
-				continue
+				return config.ConnLimit{}, false
 			}
-			out = append(out, config.ConnLimit{Port: uint16(port), Limit: limit})
-		}
+			return config.ConnLimit{Port: uint16(port), Limit: limit}, true
+		})
 		if len(out) > 0 {
 			c.set("firewall.connlimit", flowList(out), fromValue(e))
 		}
@@ -83,6 +67,26 @@ func (c *converter) flood() {
 			c.changed(e, "firewall.connlimit = %s; not port;limit, so not converted: %s.", orNone(parts), strings.Join(bad, ", "))
 		}
 	}
+}
+
+// parseItems reads a CSF list of items of n fields split by ";"
+// (PORTFLOOD's port;protocol;hits;seconds): each through parse, and those
+// with another number of fields or that parse refuses, quoted, as bad.
+func parseItems[T any](value string, n int, parse func(f []string) (T, bool)) (out []T, bad []string) {
+	for _, item := range splitList(value) {
+		f := strings.Split(item, ";")
+		if len(f) != n {
+			bad = append(bad, importutil.Quote(item))
+			continue
+		}
+		v, ok := parse(f)
+		if !ok {
+			bad = append(bad, importutil.Quote(item))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, bad
 }
 
 func orNone(parts []string) string {
@@ -214,7 +218,7 @@ var simpleNotes = map[string]simpleNote{
 // depends on more than their value.
 func (c *converter) simple() {
 	said := map[string]*entry{} // a text said already, and for which key
-	for _, k := range c.cf.order {
+	for _, k := range c.cf.Order {
 		note, ok := simpleNotes[k]
 		e := c.get(k)
 		if !ok || e == nil {

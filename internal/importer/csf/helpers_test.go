@@ -124,9 +124,9 @@ func checkAccounted(t *testing.T, conf []byte, res *Result) {
 		count[k]++
 	}
 	cf := parseConf(conf)
-	for _, k := range cf.order {
+	for _, k := range cf.Order {
 		if count[k] != 1 {
-			t.Errorf("key %s (line %d) is accounted for %d times, want once", k, cf.entries[k].Line, count[k])
+			t.Errorf("key %s (line %d) is accounted for %d times, want once", k, cf.Entries[k].Line, count[k])
 		}
 	}
 	// Entries go into notes named after their file; nothing else may name
@@ -139,7 +139,7 @@ func checkAccounted(t *testing.T, conf []byte, res *Result) {
 		}
 	}
 	for k := range count {
-		if k != "" && cf.entries[k] == nil && !listFiles[k] {
+		if k != "" && cf.Entries[k] == nil && !listFiles[k] {
 			t.Errorf("a note names %q, which is neither a key of csf.conf nor a list", k)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // testing converts TESTING and TESTING_INTERVAL, and notes whether lfd ran
 // at all (LF_DAEMON stays in the out-of-scope list: it is about all of lfd).
 func (c *converter) testing() {
-	if e := c.cf.entries["LF_DAEMON"]; e != nil && !truthy(e.Value) {
+	if e := c.cf.Entries["LF_DAEMON"]; e != nil && !truthy(e.Value) {
 		c.lfdOff = "LF_DAEMON=0: lfd does not run"
 	}
 	if t := c.get("TESTING"); t != nil {
@@ -69,7 +69,7 @@ func (c *converter) portScan() {
 	if len(ports) > 0 {
 		var src []*entry
 		for _, k := range []string{"PS_PORTS", "DROP_NOLOG", "DROP_ONLYRES"} {
-			if e := c.cf.entries[k]; e != nil && (k == "PS_PORTS" || k == "DROP_NOLOG" && len(splitList(e.Value)) > 0 || k == "DROP_ONLYRES" && truthy(e.Value)) {
+			if e := c.cf.Entries[k]; e != nil && (k == "PS_PORTS" || k == "DROP_NOLOG" && len(splitList(e.Value)) > 0 || k == "DROP_ONLYRES" && truthy(e.Value)) {
 				src = append(src, e)
 			}
 		}
@@ -83,7 +83,7 @@ func (c *converter) portScan() {
 // until you say so.
 func (c *converter) trackingOff(iv *entry, lfdNote string) {
 	src := "from PS_INTERVAL: not set, so lfd's port-scan tracking was off"
-	if e := c.cf.entries["PS_INTERVAL"]; iv == nil && e != nil {
+	if e := c.cf.Entries["PS_INTERVAL"]; iv == nil && e != nil {
 		src = fmt.Sprintf("from PS_INTERVAL (line %d): not read, so taken as off", e.Line)
 	}
 	if iv != nil {
@@ -92,7 +92,7 @@ func (c *converter) trackingOff(iv *entry, lfdNote string) {
 	c.set("policy.dry_run", true, src)
 	const off = "CSF blocked no port scanner, so policy.dry_run = true: scanwarden detects, logs and records what it would ban (scanwarden findings) and bans nothing, not even by hand. Its detector needs no threshold to find scans (docs/detection.md): when its findings look right, set policy.dry_run: false. detect.threshold, the rule for lfd's PS_* settings, stays off."
 	switch {
-	case iv == nil && c.cf.entries["PS_INTERVAL"] != nil:
+	case iv == nil && c.cf.Entries["PS_INTERVAL"] != nil:
 		c.res.Advice = append(c.res.Advice, "PS_INTERVAL could not be read (see its note), so this import takes lfd's port-scan tracking as off: "+off)
 	case iv == nil:
 		c.res.Advice = append(c.res.Advice, "PS_INTERVAL is not set, so lfd's port-scan tracking was off: "+off)

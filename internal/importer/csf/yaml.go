@@ -40,16 +40,8 @@ func (c *converter) result() (*Result, error) {
 	if len(c.feeds) > 0 {
 		c.set("lists.feeds", feedsNode(c.feeds), "from csf.blocklists and GLOBAL_DENY")
 	}
-	keep, err := c.settings.NonDefault()
+	out, err := importutil.Output(c.settings, c.header)
 	if err != nil {
-		return nil, err
-	}
-	body, err := importutil.Marshal(keep)
-	if err != nil {
-		return nil, err
-	}
-	out := append([]byte(c.header(len(keep))), body...)
-	if err := importutil.Check(out); err != nil {
 		return nil, err
 	}
 	res := c.res
@@ -95,20 +87,13 @@ func feedsNode(feeds []feedOut) *yaml.Node {
 // header is the comment the file starts with: what it was converted from,
 // when, and the report's summary.
 func (c *converter) header(settings int) string {
-	var b strings.Builder
-	line := func(format string, args ...any) {
-		s := fmt.Sprintf(format, args...)
-		if s == "" {
-			b.WriteString("#\n")
-			return
-		}
-		b.WriteString("# " + s + "\n")
-	}
+	var h importutil.Header
+	line := h.Line
 	line("scanwarden configuration, converted from CSF/LFD's by `scanwarden import csf`")
 	line("on %s.", c.in.Now.UTC().Format("2006-01-02 15:04 UTC"))
 	line("")
 	line("From:   %s (%s; %d about port scans, %d out of scope)", importutil.Safe(c.in.path(c.in.ConfName)),
-		importutil.Plural(len(c.cf.entries), "key", "keys"), len(c.cf.entries)-len(c.res.OutOfScope), len(c.res.OutOfScope))
+		importutil.Plural(len(c.cf.Entries), "key", "keys"), len(c.cf.Entries)-len(c.res.OutOfScope), len(c.res.OutOfScope))
 	var lists []string
 	for _, f := range c.files {
 		switch {
@@ -125,7 +110,7 @@ func (c *converter) header(settings int) string {
 		if i == 0 {
 			label = "Lists:  "
 		}
-		b.WriteString("# " + label + strings.Join(lists[i:min(i+3, len(lists))], ", ") + "\n")
+		h.WriteString("# " + label + strings.Join(lists[i:min(i+3, len(lists))], ", ") + "\n")
 	}
 	if n := len(c.res.Bans); n > 0 {
 		line("Bans:   %s from csf.deny, not in this file (scanwarden keeps bans in", importutil.Plural(n, "permanent block", "permanent blocks"))
@@ -133,27 +118,7 @@ func (c *converter) header(settings int) string {
 		line("        to a script (--bans FILE, or OUT.bans.sh with -o OUT), to run")
 		line("        once the daemon blocks.")
 	}
-	line("Report: %s.", c.res.Summary())
-	for _, sec := range []struct {
-		title string
-		notes []Note
-	}{{"Changed meaning", c.res.Changed}, {"No equivalent", c.res.Unsupported}} {
-		if keys := noteKeys(sec.notes); keys != "" {
-			line("  %s: %s.", sec.title, keys)
-		}
-	}
-	line("The import printed the report key by key; run it again to see it.")
-	line("")
-	if settings == 0 {
-		line("Every setting it converted to is scanwarden's default.")
-	} else {
-		line("Below: only the settings that differ from scanwarden's defaults, each under")
-		line("the CSF key or file it came from (`scanwarden config default` prints them all).")
-	}
-	line("Check: scanwarden config check FILE")
-	line("Try:   scanwarden run --config FILE --dry-run")
-	b.WriteString("\n")
-	return b.String()
+	return h.Close(&c.res.Report, noteKeys, settings, "CSF key or file")
 }
 
 // noteKeys lists the keys of a section, briefly.

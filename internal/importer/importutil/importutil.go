@@ -202,3 +202,17 @@ func Distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// JoinNote adds text to the note already made on key, in whichever section
+// it is, and reports whether there was one.
+func (r *Report) JoinNote(key, text string) bool {
+	for _, s := range []*[]Note{&r.Mapped, &r.Changed, &r.Unsupported} {
+		for i := range *s {
+			if (*s)[i].Key == key {
+				(*s)[i].Text += " " + text
+				return true
+			}
+		}
+	}
+	return false
+}

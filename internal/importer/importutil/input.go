@@ -16,7 +16,17 @@ import (
 // names the tool whose files these are, for the error: "which no PortSentry
 // file is".
 func ReadLimited(name string, max int, kind string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := open(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readMax(f, name, max, kind)
+}
+
+// open opens a file, the error naming it once (not as "open NAME: ...").
+func open(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag, 0)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -24,28 +34,32 @@ func ReadLimited(name string, max int, kind string) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	defer f.Close()
+	return f, nil
+}
+
+// readMax reads at most max bytes of f, and fails when there are more.
+func readMax(f *os.File, name string, max int, kind string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(data) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes, which no %s file is", name, max, kind)
+		return nil, tooLarge(name, max, kind)
 	}
 	return data, nil
+}
+
+func tooLarge(name string, max int, kind string) error {
+	return fmt.Errorf("%s: larger than %d bytes, which no %s file is", name, max, kind)
 }
 
 // ReadRegular is ReadLimited for a file that must be a regular file: it is
 // opened without blocking, so that a FIFO or a device named where a file is
 // expected (by an Include line, say) cannot hang or flood the import.
 func ReadRegular(name string, max int, kind string) ([]byte, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := open(name, os.O_RDONLY|syscall.O_NONBLOCK)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -56,16 +70,9 @@ func ReadRegular(name string, max int, kind string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: not a regular file (%s)", name, st.Mode().Type())
 	}
 	if st.Size() > int64(max) {
-		return nil, fmt.Errorf("%s: larger than %d bytes, which no %s file is", name, max, kind)
+		return nil, tooLarge(name, max, kind)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if len(data) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes, which no %s file is", name, max, kind)
-	}
-	return data, nil
+	return readMax(f, name, max, kind)
 }
 
 // CheckText returns an error for data that cannot be a text configuration:

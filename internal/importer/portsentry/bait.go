@@ -118,7 +118,7 @@ func (c *converter) advanced() {
 // anyOf reports whether the input sets any of the keys.
 func (c *converter) anyOf(keys ...string) bool {
 	for _, k := range keys {
-		if c.cf.entries[k] != nil {
+		if c.cf.Entries[k] != nil {
 			return true
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/scanwarden/scanwarden/internal/importer/importutil"
 )
 
 // How PortSentry reads its file, which this parser follows and reports on:
@@ -24,30 +26,14 @@ import (
 // placeholders $TARGET$, $PORT$ and $MODE$ of the KILL_* commands, replaced
 // when a command runs.
 
-// entry is one key of the file, as its last setting left it.
-type entry struct {
-	Key   string
-	Value string
-	Line  int   // the line of the setting used (the last)
-	Lines []int // every line that set the key, in order
-	// Remarks say how the setting used departs from what PortSentry
-	// reads (an unquoted value, a missing closing quote, ...).
-	Remarks []string
-}
-
-// junkLine is a line that is neither a comment nor KEY="value".
-type junkLine struct {
-	Line int
-	Text string // as written (not yet made safe for a terminal)
-	Why  string
-}
-
-// confFile is a parsed portsentry.conf.
-type confFile struct {
-	entries map[string]*entry
-	order   []string // keys in the order of their first setting
-	junk    []junkLine
-}
+// entry, junkLine and confFile are the shared parse of a KEY="value" file:
+// one key of portsentry.conf, a line that is neither a comment nor
+// KEY="value", and the parsed portsentry.conf.
+type (
+	entry    = importutil.Entry
+	junkLine = importutil.JunkLine
+	confFile = importutil.Conf
+)
 
 // maxKey bounds a key's length: PortSentry's longest is 20 bytes.
 const maxKey = 64
@@ -55,7 +41,7 @@ const maxKey = 64
 // parseConf reads a portsentry.conf. It never fails: whatever it cannot
 // read is a junkLine, reported by the caller with its line number.
 func parseConf(data []byte) *confFile {
-	cf := &confFile{entries: make(map[string]*entry)}
+	cf := importutil.NewConf()
 	n := 0
 	for len(data) > 0 {
 		n++
@@ -65,12 +51,12 @@ func parseConf(data []byte) *confFile {
 		} else {
 			line, data = data, nil
 		}
-		cf.line(n, string(bytes.TrimSuffix(line, []byte("\r"))))
+		confLine(cf, n, string(bytes.TrimSuffix(line, []byte("\r"))))
 	}
 	return cf
 }
 
-func (cf *confFile) line(n int, line string) {
+func confLine(cf *confFile, n int, line string) {
 	text := strings.TrimLeft(line, " \t")
 	if text == "" || text[0] == '#' {
 		return
@@ -84,24 +70,17 @@ func (cf *confFile) line(n int, line string) {
 		k++
 	}
 	if k == 0 || k > maxKey {
-		cf.junk = append(cf.junk, junkLine{n, line, `not KEY="value"`})
+		cf.Junk = append(cf.Junk, junkLine{Line: n, Text: line, Why: `not KEY="value"`})
 		return
 	}
 	key, rest := text[:k], strings.TrimLeft(text[k:], " \t")
 	if rest == "" || rest[0] != '=' {
-		cf.junk = append(cf.junk, junkLine{n, line, `no "=" after ` + key})
+		cf.Junk = append(cf.Junk, junkLine{Line: n, Text: line, Why: `no "=" after ` + key})
 		return
 	}
 	value, more := readValue(strings.TrimLeft(rest[1:], " \t"))
 	remarks = append(remarks, more...)
-	e := cf.entries[key]
-	if e == nil {
-		e = &entry{Key: key}
-		cf.entries[key] = e
-		cf.order = append(cf.order, key)
-	}
-	e.Value, e.Line, e.Remarks = value, n, remarks
-	e.Lines = append(e.Lines, n)
+	cf.Set(key, value, n, remarks)
 }
 
 // readValue reads what follows "KEY =": a quoted value, or (which
@@ -145,7 +124,7 @@ func IgnoreFile(conf []byte) string {
 	if len(conf) > MaxConfSize || bytes.IndexByte(conf, 0) >= 0 {
 		return ""
 	}
-	if e := parseConf(conf).entries["IGNORE_FILE"]; e != nil && cleanValue(e.Value) == "" {
+	if e := parseConf(conf).Entries["IGNORE_FILE"]; e != nil && cleanValue(e.Value) == "" {
 		return strings.TrimSpace(e.Value)
 	}
 	return ""

@@ -117,7 +117,7 @@ func (c *converter) get(key string) *entry {
 	if c.noted[key] {
 		return nil
 	}
-	return c.cf.entries[key]
+	return c.cf.Entries[key]
 }
 
 // strict makes a key noted twice a panic (tests).
@@ -131,29 +131,14 @@ func (c *converter) note(sec *[]Note, e *entry, text string) {
 		if strict {
 			panic("portsentry: " + e.Key + " noted twice")
 		}
-		for _, s := range []*[]Note{&c.res.Mapped, &c.res.Changed, &c.res.Unsupported} {
-			for i := range *s {
-				if (*s)[i].Key == e.Key {
-					(*s)[i].Text += " " + text
-					return
-				}
-			}
-		}
+		c.res.JoinNote(e.Key, text)
 		return
 	}
 	c.noted[e.Key] = true
 	var more []string
 	if len(e.Lines) > 1 {
-		lines := make([]string, 0, 10)
-		for i, l := range e.Lines {
-			if i == 10 {
-				lines = append(lines, "...")
-				break
-			}
-			lines = append(lines, strconv.Itoa(l))
-		}
 		more = append(more, fmt.Sprintf("Set %d times (lines %s): the last is used, as PortSentry 2.x does; 1.2 uses the first (line %d).",
-			len(e.Lines), strings.Join(lines, ", "), e.Lines[0]))
+			len(e.Lines), importutil.LineList(e.Lines), e.Lines[0]))
 	}
 	for _, r := range e.Remarks {
 		more = append(more, upper(r)+".")
@@ -182,21 +167,12 @@ func (c *converter) set(path string, value any, from string) {
 	c.settings.Set(path, value, from)
 }
 
-// from names where a setting came from, for the comment above it.
-func from(es ...*entry) string {
-	var parts []string
-	for _, e := range es {
-		if e != nil {
-			parts = append(parts, fmt.Sprintf("%s (line %d)", e.Key, e.Line))
-		}
-	}
-	return "from " + strings.Join(parts, " and ")
-}
-
-// fromValue is from with the value, for the commands.
-func fromValue(e *entry) string {
-	return fmt.Sprintf("from %s (line %d): %s", e.Key, e.Line, quote(e.Value))
-}
+// from and fromValue name where a setting came from, for the comment
+// above it.
+var (
+	from      = importutil.From
+	fromValue = importutil.FromValue
+)
 
 // badValues accounts for the known keys whose value cannot be used at all.
 func (c *converter) badValues() {
@@ -375,9 +351,9 @@ func (c *converter) syslog() {
 // whatever their number: the report grows with the input, which is bounded
 // (MaxConfSize), and no key goes unmentioned.
 func (c *converter) unknown() {
-	for _, k := range c.cf.order {
+	for _, k := range c.cf.Order {
 		if !c.noted[k] {
-			c.unsupported(c.cf.entries[k], "unknown key, not a PortSentry setting%s: PortSentry 1.2 never reads it and 2.x refuses to start.", suggest(k))
+			c.unsupported(c.cf.Entries[k], "unknown key, not a PortSentry setting%s: PortSentry 1.2 never reads it and 2.x refuses to start.", suggest(k))
 		}
 	}
 }
@@ -402,9 +378,9 @@ func suggest(k string) string {
 // junk reports the lines that are not settings: the first maxJunk one by
 // one, then how many more and where.
 func (c *converter) junk() {
-	for i, j := range c.cf.junk {
+	for i, j := range c.cf.Junk {
 		if i == maxJunk {
-			rest := c.cf.junk[maxJunk:]
+			rest := c.cf.Junk[maxJunk:]
 			c.res.Unsupported = append(c.res.Unsupported, Note{Line: rest[0].Line, Text: fmt.Sprintf("%d more lines that are not settings, from this one to line %d, not listed one by one.", len(rest), rest[len(rest)-1].Line)})
 			break
 		}

@@ -76,7 +76,7 @@ func parseIgnore(data []byte) *ignoreFile {
 		}
 		e, why := parseIgnoreEntry(line)
 		if why != "" {
-			f.bad = append(f.bad, junkLine{n, line, why})
+			f.bad = append(f.bad, junkLine{Line: n, Text: line, Why: why})
 			continue
 		}
 		if seen[e.Prefix] {

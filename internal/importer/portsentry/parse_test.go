@@ -38,17 +38,17 @@ func TestParseConf(t *testing.T) {
 		cf := parseConf([]byte(tc.line))
 		switch {
 		case tc.junk != "":
-			if len(cf.junk) != 1 || !strings.Contains(cf.junk[0].Why, tc.junk) || len(cf.entries) != 0 {
-				t.Errorf("%q: junk %+v, entries %v; want junk %q", tc.line, cf.junk, cf.entries, tc.junk)
+			if len(cf.Junk) != 1 || !strings.Contains(cf.Junk[0].Why, tc.junk) || len(cf.Entries) != 0 {
+				t.Errorf("%q: junk %+v, entries %v; want junk %q", tc.line, cf.Junk, cf.Entries, tc.junk)
 			}
 		case tc.key == "":
-			if len(cf.junk)+len(cf.entries) != 0 {
-				t.Errorf("%q: want nothing, got junk %+v, entries %v", tc.line, cf.junk, cf.entries)
+			if len(cf.Junk)+len(cf.Entries) != 0 {
+				t.Errorf("%q: want nothing, got junk %+v, entries %v", tc.line, cf.Junk, cf.Entries)
 			}
 		default:
-			e := cf.entries[tc.key]
-			if e == nil || e.Value != tc.value || e.Line != 1 || len(cf.junk) != 0 {
-				t.Errorf("%q: got %+v (junk %+v), want %s = %q", tc.line, e, cf.junk, tc.key, tc.value)
+			e := cf.Entries[tc.key]
+			if e == nil || e.Value != tc.value || e.Line != 1 || len(cf.Junk) != 0 {
+				t.Errorf("%q: got %+v (junk %+v), want %s = %q", tc.line, e, cf.Junk, tc.key, tc.value)
 				continue
 			}
 			remarks := strings.Join(e.Remarks, "|")
@@ -61,12 +61,12 @@ func TestParseConf(t *testing.T) {
 
 func TestParseConfRepeats(t *testing.T) {
 	cf := parseConf([]byte("BLOCK_TCP=\"1\"\nTCP_PORTS=\"1\"\nBLOCK_TCP=\"0\"\n\nBLOCK_TCP=\"2\"\n"))
-	e := cf.entries["BLOCK_TCP"]
+	e := cf.Entries["BLOCK_TCP"]
 	if e.Value != "2" || e.Line != 5 || !slices.Equal(e.Lines, []int{1, 3, 5}) {
 		t.Errorf("got %+v", e)
 	}
-	if !slices.Equal(cf.order, []string{"BLOCK_TCP", "TCP_PORTS"}) {
-		t.Errorf("order %v", cf.order)
+	if !slices.Equal(cf.Order, []string{"BLOCK_TCP", "TCP_PORTS"}) {
+		t.Errorf("order %v", cf.Order)
 	}
 }
 

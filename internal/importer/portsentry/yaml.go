@@ -16,16 +16,8 @@ func (c *converter) result() (*Result, error) {
 	if len(c.hooks) > 0 {
 		c.set("hooks", hooksNode(c.hooks), "from "+hookSources(c.hooks))
 	}
-	keep, err := c.settings.NonDefault()
+	out, err := importutil.Output(c.settings, c.header)
 	if err != nil {
-		return nil, err
-	}
-	body, err := importutil.Marshal(keep)
-	if err != nil {
-		return nil, err
-	}
-	out := append([]byte(c.header(len(keep))), body...)
-	if err := importutil.Check(out); err != nil {
 		return nil, err
 	}
 	res := c.res
@@ -37,19 +29,12 @@ func (c *converter) result() (*Result, error) {
 // header is the comment the file starts with: what it was converted from,
 // when, and the report's summary.
 func (c *converter) header(settings int) string {
-	var b strings.Builder
-	line := func(format string, args ...any) {
-		s := fmt.Sprintf(format, args...)
-		if s == "" {
-			b.WriteString("#\n")
-			return
-		}
-		b.WriteString("# " + s + "\n")
-	}
+	var h importutil.Header
+	line := h.Line
 	line("scanwarden configuration, converted from PortSentry's by `scanwarden import portsentry`")
 	line("on %s.", c.in.Now.UTC().Format("2006-01-02 15:04 UTC"))
 	line("")
-	line("From:   %s (%s)", safe(c.in.ConfName), plural(len(c.cf.entries), "key", "keys"))
+	line("From:   %s (%s)", safe(c.in.ConfName), plural(len(c.cf.Entries), "key", "keys"))
 	switch {
 	case c.ign == nil:
 		line("Ignore: none")
@@ -61,27 +46,7 @@ func (c *converter) header(settings int) string {
 	if len(c.in.Modes) > 0 {
 		line("Modes:  %s (--mode)", strings.Join(c.in.Modes, ", "))
 	}
-	line("Report: %s.", c.res.Summary())
-	for _, sec := range []struct {
-		title string
-		notes []Note
-	}{{"Changed meaning", c.res.Changed}, {"No equivalent", c.res.Unsupported}} {
-		if keys := noteKeys(sec.notes); keys != "" {
-			line("  %s: %s.", sec.title, keys)
-		}
-	}
-	line("The import printed the report key by key; run it again to see it.")
-	line("")
-	if settings == 0 {
-		line("Every setting it converted to is scanwarden's default.")
-	} else {
-		line("Below: only the settings that differ from scanwarden's defaults, each under")
-		line("the PortSentry key it came from (`scanwarden config default` prints them all).")
-	}
-	line("Check: scanwarden config check FILE")
-	line("Try:   scanwarden run --config FILE --dry-run")
-	b.WriteString("\n")
-	return b.String()
+	return h.Close(&c.res.Report, noteKeys, settings, "PortSentry key")
 }
 
 // noteKeys lists the keys of a section, briefly.
