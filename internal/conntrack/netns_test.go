@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/internal/host/netnstest"
 )
 
 // The real kernel: a client (10.96.1.2, fd00:96:1::2) behind a router that
@@ -39,13 +41,13 @@ type lab struct {
 func newLab(t *testing.T) *lab {
 	requireRoot(t)
 	lb := &lab{client: newNetns(t), router: newNetns(t), server: newNetns(t), accepted: make(chan netip.AddrPort, 16)}
-	veth(t, lb.client, "c0", []string{"10.96.1.2/24", "fd00:96:1::2/64"},
+	netnstest.Veth(t, lb.client, "c0", []string{"10.96.1.2/24", "fd00:96:1::2/64"},
 		lb.router, "r0", []string{"10.96.1.1/24", "fd00:96:1::1/64"})
-	veth(t, lb.router, "r1", []string{"10.96.2.1/24", "fd00:96:2::1/64"},
+	netnstest.Veth(t, lb.router, "r1", []string{"10.96.2.1/24", "fd00:96:2::1/64"},
 		lb.server, "s0", []string{"10.96.2.2/24", "fd00:96:2::2/64"})
-	lb.client.run(t, "ip", "route", "add", "default", "via", "10.96.1.1")
-	lb.client.run(t, "ip", "-6", "route", "add", "default", "via", "fd00:96:1::1")
-	lb.router.nft(t, `table inet swct {
+	lb.client.Run(t, "ip", "route", "add", "default", "via", "10.96.1.1")
+	lb.client.Run(t, "ip", "-6", "route", "add", "default", "via", "fd00:96:1::1")
+	lb.router.NFT(t, `table inet swct {
 	chain post {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname "r1" masquerade
@@ -56,7 +58,7 @@ func newLab(t *testing.T) *lab {
 		"/proc/sys/net/ipv6/conf/all/forwarding":                 "1",
 		"/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close": "1",
 	} {
-		err := lb.router.do(func() error { return os.WriteFile(file, []byte(value), 0) })
+		err := lb.router.Do(func() error { return os.WriteFile(file, []byte(value), 0) })
 		if errors.Is(err, os.ErrNotExist) && file != "/proc/sys/net/ipv4/ip_forward" {
 			t.Skipf("nf_conntrack unavailable in the router namespace (%s missing)", file)
 		}
@@ -66,7 +68,7 @@ func newLab(t *testing.T) *lab {
 	}
 
 	var err error
-	lb.l, err = Open(Config{NetNS: lb.router.fd})
+	lb.l, err = Open(Config{NetNS: lb.router.FD()})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -84,7 +86,7 @@ func newLab(t *testing.T) *lab {
 
 	for _, addr := range []string{"10.96.2.2:8080", "[fd00:96:2::2]:8080"} {
 		var ln net.Listener
-		if err := lb.server.do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		if err := lb.server.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })
@@ -107,7 +109,7 @@ func (lb *lab) dial(t *testing.T, from, to string) (net.Conn, error) {
 	t.Helper()
 	d := net.Dialer{Timeout: waitLimit, LocalAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(from))}
 	var c net.Conn
-	err := lb.client.do(func() (err error) { c, err = d.Dial("tcp", to); return err })
+	err := lb.client.Do(func() (err error) { c, err = d.Dial("tcp", to); return err })
 	if c != nil {
 		t.Cleanup(func() { c.Close() })
 	}
@@ -243,7 +245,7 @@ func TestNetnsMasquerade(t *testing.T) {
 // counted, and Run must go on reading afterwards.
 func TestNetnsOverrun(t *testing.T) {
 	lb := newLab(t)
-	l, err := Open(Config{NetNS: lb.router.fd, ReadBuffer: 1}) // the kernel's minimum
+	l, err := Open(Config{NetNS: lb.router.FD(), ReadBuffer: 1}) // the kernel's minimum
 	if err != nil {
 		t.Fatal(err)
 	}

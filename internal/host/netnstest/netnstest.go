@@ -33,7 +33,7 @@ const Prefix = "swpkt-"
 func Require(t testing.TB, tools ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, veths and AF_PACKET sockets")
+		t.Skip("needs root: network namespaces, veths, sockets and rules inside them")
 	}
 	for _, tool := range append([]string{"ip"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -51,9 +51,16 @@ type NS struct {
 // New makes a namespace with its loopback up, deleted when t ends.
 func New(t testing.TB) *NS {
 	t.Helper()
+	return NewPrefixed(t, Prefix)
+}
+
+// NewPrefixed is New with a package's own name prefix (swnfl-, swct-...),
+// so a leftover says which tests left it.
+func NewPrefixed(t testing.TB, prefix string) *NS {
+	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
-	n := &NS{Name: Prefix + hex.EncodeToString(b[:])}
+	n := &NS{Name: prefix + hex.EncodeToString(b[:])}
 	IP(t, "netns", "add", n.Name)
 	fd, err := unix.Open("/run/netns/"+n.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -97,6 +104,20 @@ func (n *NS) Do(f func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// FD is the namespace's file descriptor, for code that opens sockets in it
+// itself (netlink.Config.NetNS); it stays open until the test ends.
+func (n *NS) FD() int { return n.fd }
+
+// NFT loads an nftables ruleset into the namespace.
+func (n *NS) NFT(t testing.TB, ruleset string) {
+	t.Helper()
+	cmd := n.Command(context.Background(), "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("in %s: nft: %v: %s\n%s", n.Name, err, out, ruleset)
+	}
 }
 
 // Command returns a command that runs inside the namespace.

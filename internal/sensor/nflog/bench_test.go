@@ -231,7 +231,7 @@ func floodRun(b *testing.B, rate int, delay time.Duration) {
 		runtime.ReadMemStats(&ms0)
 		before, cpu0, t0 := l.sensor.Stats(), cpuTime(), time.Now()
 		syns.Store(0)
-		cmd := l.peer.command(context.Background(), os.Args[0], "-test.run=^$")
+		cmd := l.peer.Command(context.Background(), os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=dst=10.81.0.1 src=10.81.0.2 rate=%d count=%d", senderEnv, rate, rate))
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -104,12 +104,12 @@ table inet scanwarden {
 		tcp flags & (syn|ack) == syn log group 7341 prefix "scanwarden"
 	}
 }`, "nmap")
-	s, err := Open(Config{Groups: []uint16{5}, Own: 7341, NetNS: l.target.fd}, l.host)
+	s, err := Open(Config{Groups: []uint16{5}, Own: 7341, NetNS: l.target.FD()}, l.host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	l.peer.run(t, "nmap", "-n", "-Pn", "-sS", "-p", "20-29", "--max-retries", "0", "-T5", "10.81.0.1")
+	l.peer.Run(t, "nmap", "-n", "-Pn", "-sS", "-p", "20-29", "--max-retries", "0", "-T5", "10.81.0.1")
 	l.sendUDP("10.81.0.1:5353")
 	l.sendUDP("[fd00:81::1]:5353")
 	l.dial("[fd00:81::1]:7")

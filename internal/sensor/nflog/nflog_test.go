@@ -18,6 +18,8 @@ import (
 
 	"github.com/scanwarden/scanwarden/internal/host"
 	"github.com/scanwarden/scanwarden/internal/probe"
+
+	"github.com/scanwarden/scanwarden/internal/host/netnstest"
 )
 
 // Tests against the real kernel. Each makes a target namespace (where the
@@ -84,13 +86,13 @@ func newLabOnly(t testing.TB, ruleset string, tools ...string) *lab {
 	t.Helper()
 	requireRoot(t, tools...)
 	l := &lab{t: t, target: newNetns(t), peer: newNetns(t)}
-	veth(t, l.target, "nflt0", []string{"10.81.0.1/24", "fd00:81::1/64"}, l.peer, "nflp0", []string{"10.81.0.2/24", "fd00:81::2/64"})
+	netnstest.Veth(t, l.target, "nflt0", []string{"10.81.0.1/24", "fd00:81::1/64"}, l.peer, "nflp0", []string{"10.81.0.2/24", "fd00:81::2/64"})
 	if ruleset != "" {
-		l.target.nft(t, ruleset)
+		l.target.NFT(t, ruleset)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	err := l.target.do(func() (err error) {
+	err := l.target.Do(func() (err error) {
 		l.host, err = host.Start(ctx, host.Options{
 			RefreshInterval: 200 * time.Millisecond,
 			ResolvConf:      []string{},
@@ -110,7 +112,7 @@ func newLabOnly(t testing.TB, ruleset string, tools ...string) *lab {
 func (l *lab) open(cfg Config, out func(*probe.Probe, *Meta)) {
 	t := l.t
 	t.Helper()
-	cfg.NetNS = l.target.fd
+	cfg.NetNS = l.target.FD()
 	var err error
 	if l.sensor, err = Open(cfg, l.host); err != nil {
 		t.Fatal(err)
@@ -174,7 +176,7 @@ func (l *lab) waitN(d time.Duration, n int, what string, match func(*seen) bool)
 // dial makes a TCP connection attempt from the peer that gives up after
 // 200 ms: one SYN (the first retransmission is a second later).
 func (l *lab) dial(addr string) {
-	l.peer.do(func() error {
+	l.peer.Do(func() error {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -186,7 +188,7 @@ func (l *lab) dial(addr string) {
 // sendUDP sends one datagram from the peer.
 func (l *lab) sendUDP(addr string) {
 	l.t.Helper()
-	err := l.peer.do(func() error {
+	err := l.peer.Do(func() error {
 		c, err := net.Dial("udp", addr)
 		if err != nil {
 			return err
@@ -203,7 +205,7 @@ func (l *lab) sendUDP(addr string) {
 func TestSYNScanAndUDPLogged(t *testing.T) {
 	l := newLab(t, csfRuleset, Config{Groups: []uint16{5}}, "nmap")
 	start := time.Now()
-	l.peer.run(t, "nmap", "-n", "-Pn", "-sS", "-p", "20-29", "--max-retries", "0", "-T5", "10.81.0.1")
+	l.peer.Run(t, "nmap", "-n", "-Pn", "-sS", "-p", "20-29", "--max-retries", "0", "-T5", "10.81.0.1")
 	l.sendUDP("10.81.0.1:5353")
 	l.sendUDP("10.81.0.1:53") // not logged: the ruleset lets DNS through
 
@@ -264,7 +266,7 @@ func checkProbe(t *testing.T, p *seen, start time.Time, src, dst netip.Addr) {
 func TestIPv6(t *testing.T) {
 	l := newLab(t, csfRuleset, Config{Groups: []uint16{5}}, "nmap")
 	start := time.Now()
-	l.peer.run(t, "nmap", "-6", "-n", "-Pn", "-sS", "-p", "20-29", "--max-retries", "0", "-T5", "fd00:81::1")
+	l.peer.Run(t, "nmap", "-6", "-n", "-Pn", "-sS", "-p", "20-29", "--max-retries", "0", "-T5", "fd00:81::1")
 	l.sendUDP("[fd00:81::1]:5353")
 	syns := l.waitN(2*time.Second, 9, "IPv6 SYNs", func(p *seen) bool {
 		return p.Proto == probe.TCP && p.Flags == probe.SYN && p.Src.Addr() == peerAddr6
@@ -327,7 +329,7 @@ func TestTwoGroupsAndOwn(t *testing.T) {
 	}
 
 	// A SYN this host sends: outbound, on the output interface.
-	l.target.do(func() error {
+	l.target.Do(func() error {
 		c, err := net.DialTimeout("tcp", "10.81.0.2:7", 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -352,11 +354,11 @@ func TestTwoGroupsAndOwn(t *testing.T) {
 
 func TestGroupBusy(t *testing.T) {
 	l := newLabOnly(t, "")
-	first, err := Open(Config{Groups: []uint16{5}, NetNS: l.target.fd}, l.host)
+	first, err := Open(Config{Groups: []uint16{5}, NetNS: l.target.FD()}, l.host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(Config{Groups: []uint16{4, 5}, NetNS: l.target.fd}, l.host)
+	_, err = Open(Config{Groups: []uint16{4, 5}, NetNS: l.target.FD()}, l.host)
 	if !errors.Is(err, ErrGroupBusy) || !strings.Contains(err.Error(), "group 5") {
 		t.Fatalf("second bind of group 5: %v", err)
 	}
@@ -365,7 +367,7 @@ func TestGroupBusy(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	second, err := Open(Config{Groups: []uint16{4, 5}, NetNS: l.target.fd}, l.host)
+	second, err := Open(Config{Groups: []uint16{4, 5}, NetNS: l.target.FD()}, l.host)
 	if err != nil {
 		t.Fatalf("after the first sensor closed: %v", err)
 	}
@@ -374,7 +376,7 @@ func TestGroupBusy(t *testing.T) {
 
 func TestRunStops(t *testing.T) {
 	l := newLabOnly(t, "")
-	s, err := Open(Config{Groups: []uint16{5}, NetNS: l.target.fd}, l.host)
+	s, err := Open(Config{Groups: []uint16{5}, NetNS: l.target.FD()}, l.host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +397,7 @@ func TestRunStops(t *testing.T) {
 	}
 
 	// Close stops a running Run too.
-	s2, err := Open(Config{Groups: []uint16{6}, NetNS: l.target.fd}, l.host)
+	s2, err := Open(Config{Groups: []uint16{6}, NetNS: l.target.FD()}, l.host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +456,7 @@ func TestOpenWithoutCapNetAdmin(t *testing.T) {
 	requireRoot(t, "setpriv")
 	ns := newNetns(t)
 	cmd := exec.Command("setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin", os.Args[0], "-test.run=^TestOpenWithoutCapNetAdmin$", "-test.v")
-	cmd.Env = append(os.Environ(), "SWNFL_NOCAP_NS="+ns.name)
+	cmd.Env = append(os.Environ(), "SWNFL_NOCAP_NS="+ns.Name)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS") {
 		t.Fatalf("%v: %s", err, out)
