@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
@@ -36,87 +35,6 @@ options edns0
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
-	}
-}
-
-// runBytecode runs an inet_diag filter the way the kernel does
-// (net/ipv4/inet_diag.c: inet_diag_bc_run), for the local-port ops the
-// daemon uses, and audits it as inet_diag_bc_audit would.
-func runBytecode(t *testing.T, bc []byte, sport uint16) bool {
-	t.Helper()
-	audit(t, bc)
-	b, n := bc, len(bc)
-	for n > 0 {
-		code, yes, no := b[0], int(b[1]), int(binary.NativeEndian.Uint16(b[2:4]))
-		ok := true
-		switch code {
-		case inetDiagBCJmp:
-			ok = false
-		case inetDiagBCSEq:
-			ok = sport == binary.NativeEndian.Uint16(b[6:8])
-		default:
-			t.Fatalf("unexpected op %d", code)
-		}
-		step := no
-		if ok {
-			step = yes
-		}
-		n -= step
-		if n < 0 {
-			return false
-		}
-		b = b[step:]
-	}
-	return n == 0
-}
-
-// audit checks the jumps the kernel's auditor checks: every yes and no is a
-// multiple of 4, at least one op long and lands on an op or 4 past the end.
-func audit(t *testing.T, bc []byte) {
-	t.Helper()
-	starts := map[int]bool{}
-	for i := 0; i < len(bc); {
-		starts[len(bc)-i] = true
-		if bc[i] == inetDiagBCSEq {
-			i += 8
-			starts[len(bc)-i] = true
-			i += 4
-			continue
-		}
-		i += 4
-	}
-	for i := 0; i < len(bc); {
-		rest := len(bc) - i
-		yes, no := int(bc[i+1]), int(binary.NativeEndian.Uint16(bc[i+2:i+4]))
-		min := 4
-		if bc[i] == inetDiagBCSEq {
-			min = 8
-		}
-		for _, j := range []int{yes, no} {
-			if j < min || j > rest+4 || j&3 != 0 || (j < rest && !starts[rest-j]) {
-				t.Fatalf("op at %d: bad jump %d (rest %d)", i, j, rest)
-			}
-		}
-		i += yes
-	}
-}
-
-func TestLocalPortBytecode(t *testing.T) {
-	for _, ports := range [][]uint16{{22}, {22, 2222}, {22, 443, 830, 2222, 65535}} {
-		bc := localPortBytecode(ports)
-		for _, p := range []uint16{0, 21, 22, 23, 443, 830, 2222, 8080, 65535} {
-			if got, want := runBytecode(t, bc, p), slices.Contains(ports, p); got != want {
-				t.Errorf("ports %v, local port %d: accepted %v, want %v", ports, p, got, want)
-			}
-		}
-	}
-	many := make([]uint16, 200)
-	for i := range many {
-		many[i] = uint16(1000 + i)
-	}
-	bc := localPortBytecode(many)
-	if !runBytecode(t, bc, 1199) || runBytecode(t, bc, 1200) || !runBytecode(t, bc, 1000) {
-		t.Error("200-port program is wrong")
 	}
 }
 

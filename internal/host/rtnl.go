@@ -8,6 +8,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/scanwarden/scanwarden/internal/sockdiag"
 )
 
 // The route netlink part: dumps of links, addresses, the local routing table
@@ -35,38 +37,10 @@ const (
 	rtaNHID         = 30 // RTA_NH_ID
 )
 
-// dumpAttempts bounds retries of a dump the kernel marks inconsistent
-// (NLM_F_DUMP_INTR: the table changed while it was being read).
-const dumpAttempts = 3
-
-var errDumpInterrupted = errors.New("netlink dump interrupted by concurrent changes")
-
 // dump sends one dump request and returns the replies, retrying a dump the
 // kernel says was interrupted.
 func dump(c *netlink.Conn, typ netlink.HeaderType, data []byte) ([]netlink.Message, error) {
-	req := netlink.Message{
-		Header: netlink.Header{Type: typ, Flags: netlink.Request | netlink.Dump},
-		Data:   data,
-	}
-	for i := 0; ; i++ {
-		msgs, err := c.Execute(req)
-		if err != nil {
-			return nil, err
-		}
-		intr := false
-		for _, m := range msgs {
-			if m.Header.Flags&netlink.DumpInterrupted != 0 {
-				intr = true
-				break
-			}
-		}
-		if !intr {
-			return msgs, nil
-		}
-		if i+1 == dumpAttempts {
-			return nil, errDumpInterrupted
-		}
-	}
+	return sockdiag.ExecuteDump(c, typ, data)
 }
 
 func dumpLinks(c *netlink.Conn) (map[int]Link, error) {
