@@ -165,6 +165,7 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return err
 	}
 	lp.attach(&parts)
+	parts.Attribute = outboundAttribution(log)
 	parts.Ready = func() {
 		lp.afterSetup(ctx)
 		sdnotify.SdNotify(false, sdnotify.SdNotifyReady)

@@ -373,6 +373,7 @@ func (d *Daemon) liveFinding(a netip.Addr) *report.JSONFinding {
 	if !ok {
 		return nil
 	}
+	d.attribute(&f)
 	j := report.ToJSON(&f)
 	return &j
 }

@@ -119,10 +119,13 @@ type Parts struct {
 	Notifiers []Notifier
 	// Country names an address's country for explain; nil: no GeoIP.
 	Country func(netip.Addr) string
-	Hooks   Hooks // nil: none
-	Log     *slog.Logger
-	Now     func() time.Time // default time.Now
-	Version string
+	// Attribute names the local process behind an outbound finding
+	// (internal/attribute); nil: not looked up.
+	Attribute func(f *detect.Finding) *detect.Actor
+	Hooks     Hooks // nil: none
+	Log       *slog.Logger
+	Now       func() time.Time // default time.Now
+	Version   string
 	// Ready is called once the daemon is detecting and blocking (sd_notify).
 	Ready func()
 }
@@ -149,6 +152,9 @@ type Daemon struct {
 	queue  chan detect.Finding
 	notes  []string
 	lastFW atomic.Uint64
+
+	actorMu sync.Mutex
+	actors  map[string]*detect.Actor // by finding ID
 
 	stats struct {
 		ignored, whileBanned, findings, bans, notActed, rateCapped, queueFull atomic.Uint64
@@ -518,6 +524,7 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 	for i := range batch {
 		f := &batch[i]
 		d.stats.findings.Add(1)
+		d.attribute(f)
 		if err := d.p.Store.SaveFinding(f); err != nil {
 			d.log.Error("storing a finding", "src", f.Src, "err", err)
 		}
@@ -626,6 +633,7 @@ func (d *Daemon) applyBans(ctx context.Context, bans []decision.Decision) {
 	}
 	d.mu.Unlock()
 	for i := range last {
+		d.attribute(&last[i])
 		if err := d.p.Store.SaveFinding(&last[i]); err != nil {
 			d.log.Error("storing a finding", "src", last[i].Src, "err", err)
 		}
@@ -662,6 +670,38 @@ func (d *Daemon) tickLoop(ctx context.Context) {
 	}
 }
 
+// maxActors bounds the actors kept by finding ID; past it they are all
+// dropped and looked up afresh (stored findings keep what they had).
+const maxActors = 4096
+
+// attribute names the process behind an outbound finding: looked up the
+// first time the finding is suspicious or worse — at once, while the scan
+// runs, since its sockets close when it ends — and the same actor given to
+// every later version of the finding (the detector's copies do not carry
+// it).
+func (d *Daemon) attribute(f *detect.Finding) {
+	if f.Direction != probe.DirOutbound || f.Verdict == detect.Benign || d.p.Attribute == nil || f.Actor != nil {
+		return
+	}
+	d.actorMu.Lock()
+	a, ok := d.actors[f.ID]
+	d.actorMu.Unlock()
+	if !ok {
+		a = d.p.Attribute(f)
+		if a == nil {
+			return
+		}
+		d.actorMu.Lock()
+		if d.actors == nil || len(d.actors) >= maxActors {
+			d.actors = make(map[string]*detect.Actor) // rare: thousands of outbound scans
+		}
+		d.actors[f.ID] = a
+		d.actorMu.Unlock()
+	}
+	f.Actor = a
+	f.Reason += " " + a.Sentence()
+}
+
 // saveChanged brings the stored findings of suspicious and scanning sources
 // up to date with what the detector has seen since their last save, so
 // explain and grep show the whole story, not the moment of escalation.
@@ -670,6 +710,7 @@ func (d *Daemon) saveChanged() {
 	fs := d.det.Changed(detect.Suspicious, 1000)
 	d.mu.Unlock()
 	for i := range fs {
+		d.attribute(&fs[i])
 		if err := d.p.Store.SaveFinding(&fs[i]); err != nil {
 			d.log.Error("storing a finding", "src", fs[i].Src, "err", err)
 			return

@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/scanwarden/scanwarden/internal/probe"
@@ -104,6 +106,90 @@ type Finding struct {
 
 	Reason   string
 	Evidence Evidence
+
+	// Actor says who on this host made an outbound scan. The daemon fills
+	// it in (internal/attribute): the detector knows packets, not
+	// processes. nil when not looked up.
+	Actor *Actor
+}
+
+// Actor is who made an outbound scan: the owners of its sockets, or, when
+// no socket of it was found (raw-socket scanners bypass TCP sockets), the
+// processes that could have.
+type Actor struct {
+	Exact     bool      // Processes own the scan's sockets; false: candidates, an inference
+	How       string    // how they were found, in words
+	Processes []Process // owners, or candidates
+}
+
+// Process is a local process.
+type Process struct {
+	PID       int
+	User      string
+	UID       uint32
+	Command   string
+	Exe       string
+	Cgroup    string
+	Unit      string // systemd unit
+	Container string // container ID
+}
+
+// Sentence says who in words, for the finding's reason.
+func (a *Actor) Sentence() string {
+	if a == nil {
+		return ""
+	}
+	if len(a.Processes) == 0 {
+		return "No process could be named (" + a.How + ")."
+	}
+	var b strings.Builder
+	if a.Exact {
+		b.WriteString("Made by ")
+	} else {
+		b.WriteString("No socket of the scan was open when it was found; likely made by one of the processes holding raw or packet sockets: ")
+	}
+	for i, p := range a.Processes {
+		if i == 3 {
+			fmt.Fprintf(&b, " and %d more", len(a.Processes)-3)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.describe())
+	}
+	b.WriteString(".")
+	return b.String()
+}
+
+func (p Process) describe() string {
+	cmd := p.Command
+	if cmd == "" {
+		cmd = "a process"
+	}
+	var parts []string
+	if p.PID > 0 {
+		parts = append(parts, fmt.Sprintf("PID %d", p.PID))
+	}
+	if p.User != "" {
+		parts = append(parts, "user "+p.User)
+	}
+	if p.Container != "" {
+		parts = append(parts, "container "+shortID(p.Container))
+	} else if p.Unit != "" {
+		parts = append(parts, "unit "+p.Unit)
+	}
+	if len(parts) == 0 {
+		return cmd
+	}
+	return cmd + " (" + strings.Join(parts, ", ") + ")"
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // Evidence is the detail behind a finding, for `explain` and the store.

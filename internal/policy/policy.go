@@ -19,6 +19,7 @@ import (
 
 	"github.com/scanwarden/scanwarden/internal/decision"
 	"github.com/scanwarden/scanwarden/internal/detect"
+	"github.com/scanwarden/scanwarden/internal/probe"
 )
 
 // Decoys says what to do with a decoy group (nmap -D).
@@ -212,6 +213,11 @@ func (p *Policy) Decide(f *detect.Finding) (d decision.Decision, ok bool) {
 	watch := func(why string) (decision.Decision, bool) {
 		d.Kind, d.NotActed, d.Expires = decision.Watch, why, time.Time{}
 		return d, true
+	}
+	if f.Direction == probe.DirOutbound {
+		// This host scanning others: banning its own address would cut it
+		// off. Reported (alerts.on: watch), not acted upon.
+		return watch("outbound: this host is the source; reported, not blocked")
 	}
 	if why := notUnicast(src); why != "" {
 		return watch(why)

@@ -42,6 +42,31 @@ type JSONFinding struct {
 	Reason            string         `json:"reason"`
 	Evidence          JSONEvidence   `json:"evidence"`
 	Extra             map[string]any `json:"extra,omitempty"`
+	// Actor: for an outbound finding, the process behind it.
+	Actor *JSONActor `json:"actor,omitempty"`
+}
+
+// JSONActor is who made an outbound scan. When exact, the fields are the
+// owner of the scan's sockets (Candidates: any other process sharing
+// them); otherwise they are empty and Candidates lists the processes that
+// could have made it.
+type JSONActor struct {
+	Exact bool   `json:"exact"`
+	How   string `json:"how"`
+	JSONProcess
+	Candidates []JSONProcess `json:"candidates,omitempty"`
+}
+
+// JSONProcess is a local process.
+type JSONProcess struct {
+	PID       int    `json:"pid,omitempty"`
+	User      string `json:"user,omitempty"`
+	UID       uint32 `json:"uid"`
+	Command   string `json:"command,omitempty"`
+	Exe       string `json:"exe,omitempty"`
+	Cgroup    string `json:"cgroup,omitempty"`
+	Unit      string `json:"unit,omitempty"`
+	Container string `json:"container,omitempty"`
 }
 
 // JSONEvidence is the detail behind a JSON finding.
@@ -89,6 +114,18 @@ func ToJSON(f *detect.Finding) JSONFinding {
 	}
 	if !f.DetectedAt.IsZero() {
 		j.DetectedAt = rfc3339(f.DetectedAt)
+	}
+	if a := f.Actor; a != nil {
+		ja := &JSONActor{Exact: a.Exact, How: a.How}
+		for i, p := range a.Processes {
+			jp := JSONProcess{PID: p.PID, User: p.User, UID: p.UID, Command: p.Command, Exe: p.Exe, Cgroup: p.Cgroup, Unit: p.Unit, Container: p.Container}
+			if a.Exact && i == 0 {
+				ja.JSONProcess = jp
+			} else {
+				ja.Candidates = append(ja.Candidates, jp)
+			}
+		}
+		j.Actor = ja
 	}
 	e := &f.Evidence
 	j.Evidence = JSONEvidence{

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scanwarden/scanwarden/internal/report"
+)
+
+// connectScan is a connect() scan, as a script or malware makes one: a
+// non-blocking connect to each port of the target, then the sockets held.
+const connectScan = `# sw-e2e-connect-scan
+import socket, sys, time
+socks = []
+for port in range(1, 201):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect((sys.argv[1], port))
+    except BlockingIOError:
+        pass
+    socks.append(s)
+time.sleep(60)
+`
+
+// outboundFinding waits for an outbound finding from src and returns it.
+func (l *lab) outboundFinding(src string, within time.Duration) *report.JSONFinding {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		out, err := l.cli("findings", "--json", "--since", "10m")
+		if err == nil {
+			sc := bufio.NewScanner(strings.NewReader(out))
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				var f report.JSONFinding
+				if json.Unmarshal(sc.Bytes(), &f) == nil && f.Src == src && f.Direction == "outbound" && f.Verdict == "scan" {
+					return &f
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	out, _ := l.cli("findings", "--since", "10m")
+	l.t.Fatalf("no outbound scan finding from %s within %v; findings:\n%s\ndaemon log:\n%s", src, within, out, tail(l.logBuf.String(), 30))
+	return nil
+}
+
+// filterSYNs makes the scan namespace drop SYNs, as most of the Internet
+// does: the scan's sockets wait in SYN_SENT.
+func (l *lab) filterSYNs() {
+	l.t.Helper()
+	if out, err := l.in(l.scan, 5*time.Second, "nft", "add table inet f; add chain inet f in { type filter hook input priority 0; policy accept; }; add rule inet f in tcp flags syn drop"); err != nil {
+		l.t.Fatalf("nft: %v %s", err, out)
+	}
+}
+
+// TestOutboundConnectScanIsAttributed: an unprivileged user's connect scan
+// from the monitored host is an outbound scan, named by PID, user and
+// command; the host is not banned.
+func TestOutboundConnectScanIsAttributed(t *testing.T) {
+	l := newLab(t, "")
+	l.filterSYNs()
+	l.startDaemon()
+	scan := l.bg(l.target, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+		"/usr/bin/python3", "-c", connectScan, l.scanIP())
+	f := l.outboundFinding(l.targetIP(), 30*time.Second)
+	a := f.Actor
+	if a == nil || !a.Exact {
+		t.Fatalf("no exact actor: %+v (reason %q)", a, f.Reason)
+	}
+	pid := pythonPID(t, scan)
+	if a.PID != pid || a.User != "nobody" || !strings.Contains(a.Command, "sw-e2e-connect-scan") {
+		t.Errorf("actor %+v, want PID %d, user nobody, the scan's command line", a, pid)
+	}
+	if !strings.Contains(f.Reason, "Made by") || !strings.Contains(f.Reason, "user nobody") {
+		t.Errorf("reason does not name the process: %q", f.Reason)
+	}
+	if l.bannedInKernel(l.targetIP()) {
+		t.Fatal("the host's own address was banned")
+	}
+}
+
+// pythonPID is the PID of the python3 that setpriv became (setpriv execs,
+// so it is the ip-netns-exec child's PID or its child's).
+func pythonPID(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := exec.Command("pgrep", "-f", "sw-e2e-connect-scan").Output()
+		for _, s := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(s); err == nil {
+				if comm, _ := exec.Command("ps", "-o", "comm=", "-p", s).Output(); strings.HasPrefix(strings.TrimSpace(string(comm)), "python3") {
+					return pid
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the scan's python3 process (started as %d) was not found", cmd.Process.Pid)
+	return 0
+}
+
+// TestOutboundRawScanNamesCandidates: nmap -sS from the monitored host
+// sends its probes from a raw socket, which no TCP socket owns: the finding
+// names nmap among the candidates and says it is an inference.
+func TestOutboundRawScanNamesCandidates(t *testing.T) {
+	l := newLab(t, "")
+	l.filterSYNs()
+	l.startDaemon()
+	l.bg(l.target, "nmap", "-n", "-Pn", "-sS", "--max-rate", "50", "--max-retries", "0", "-p", "1-1000", l.scanIP())
+	f := l.outboundFinding(l.targetIP(), 40*time.Second)
+	a := f.Actor
+	if a == nil || a.Exact || !strings.HasPrefix(a.How, "inferred") {
+		t.Fatalf("actor %+v, want an inference", a)
+	}
+	found := false
+	for _, c := range a.Candidates {
+		found = found || strings.Contains(c.Command, "nmap")
+	}
+	if !found {
+		t.Fatalf("nmap is not among the candidates %+v", a.Candidates)
+	}
+}
