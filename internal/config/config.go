@@ -50,6 +50,27 @@ type Config struct {
 	Compat      Compat    `yaml:"compat"`
 	Lists       Lists     `yaml:"lists"`
 	Alerts      Alerts    `yaml:"alerts"`
+	Outbound    Outbound  `yaml:"outbound"`
+}
+
+// Outbound configures the watch on this host's own connection attempts
+// and, on a router, its clients' forwarded ones.
+type Outbound struct {
+	Enabled   bool             `yaml:"enabled"`
+	Attribute bool             `yaml:"attribute"`
+	EBPF      string           `yaml:"ebpf"`
+	Conntrack string           `yaml:"conntrack"`
+	Response  string           `yaml:"response"`
+	Restrict  string           `yaml:"restrict"`
+	For       Duration         `yaml:"for"`
+	Throttle  OutboundThrottle `yaml:"throttle"`
+}
+
+// OutboundThrottle is the new-connection rate a throttled user, cgroup or
+// client keeps.
+type OutboundThrottle struct {
+	Rate  uint32 `yaml:"rate"`
+	Burst uint32 `yaml:"burst"`
 }
 
 // Lists configures dynamic allow entries, blocklist feeds and countries.
@@ -707,6 +728,7 @@ func (c *Config) validate(name string, root *yaml.Node) []error {
 		bad("enforcers.hosts_deny", "needs a path and a one-line entry containing $TARGET$")
 	}
 	errs = append(errs, c.validateIssue5(name, root)...)
+	errs = append(errs, c.validateOutbound(name, root)...)
 	if c.Store.Retention.D() < time.Hour {
 		bad("store.retention", "must be at least 1h")
 	}
@@ -836,6 +858,40 @@ func (c *Config) validateIssue5(name string, root *yaml.Node) []error {
 	}
 	if w := a.Webhook; w.Enabled && !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
 		bad("alerts.webhook.url", "must be an http(s) URL")
+	}
+	return errs
+}
+
+// validateOutbound checks the outbound section.
+func (c *Config) validateOutbound(name string, root *yaml.Node) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &Error{File: name, Line: lineOf(root, path), Msg: path + ": " + fmt.Sprintf(format, args...)})
+	}
+	o := c.Outbound
+	if o.EBPF != "auto" && o.EBPF != "off" {
+		bad("outbound.ebpf", "%q is not auto or off", o.EBPF)
+	}
+	if o.Conntrack != "auto" && o.Conntrack != "on" && o.Conntrack != "off" {
+		bad("outbound.conntrack", "%q is not auto, on or off", o.Conntrack)
+	}
+	switch o.Response {
+	case "alert":
+	case "throttle", "block":
+		if !c.Firewall.Enabled {
+			bad("outbound.response", "%s needs firewall.enabled: true (it is an nftables rule in scanwarden's table)", o.Response)
+		}
+		if o.For.D() < time.Second {
+			bad("outbound.for", "must be at least 1s")
+		}
+	default:
+		bad("outbound.response", "%q is not alert, throttle or block", o.Response)
+	}
+	if o.Restrict != "user" && o.Restrict != "cgroup" {
+		bad("outbound.restrict", "%q is not user or cgroup", o.Restrict)
+	}
+	if o.Response == "throttle" && (o.Throttle.Rate < 1 || o.Throttle.Burst < 1) {
+		bad("outbound.throttle", "rate and burst must be at least 1")
 	}
 	return errs
 }

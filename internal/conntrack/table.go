@@ -31,6 +31,7 @@ type Table struct {
 
 	mu      sync.Mutex
 	byKey   map[Tuple]*list.Element // outside view → entry
+	bySrc   map[netip.Addr]int      // original source → entries held
 	live    list.List               // of *entry, least recently seen first
 	dying   list.List               // of *entry, destroyed, oldest first
 	evicted uint64
@@ -52,7 +53,7 @@ func NewTable(max int, grace time.Duration) *Table {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	return &Table{max: max, grace: grace, now: time.Now, byKey: make(map[Tuple]*list.Element)}
+	return &Table{max: max, grace: grace, now: time.Now, byKey: make(map[Tuple]*list.Element), bySrc: make(map[netip.Addr]int)}
 }
 
 // Handle applies an event: New and Update add or refresh a translated
@@ -71,10 +72,13 @@ func (t *Table) Handle(e *Event) {
 	case EventNew, EventUpdate:
 		if !ok {
 			t.byKey[key] = t.live.PushBack(&entry{key: key, orig: e.Orig, id: e.ID})
+			t.bySrc[e.Orig.Src.Addr()]++
 			t.evict()
 			return
 		}
 		en := el.Value.(*entry)
+		t.dropSrc(en.orig.Src.Addr())
+		t.bySrc[e.Orig.Src.Addr()]++
 		en.orig, en.id, en.expires = e.Orig, e.ID, time.Time{}
 		t.moveToBack(el, false)
 	case EventDestroy:
@@ -115,12 +119,22 @@ func (t *Table) remove(el *list.Element) {
 	delete(t.byKey, en.key)
 }
 
+// dropSrc counts one entry of src fewer.
+func (t *Table) dropSrc(src netip.Addr) {
+	if t.bySrc[src] <= 1 {
+		delete(t.bySrc, src)
+		return
+	}
+	t.bySrc[src]--
+}
+
 // expire drops destroyed connections whose grace period is over.
 func (t *Table) expire(now time.Time) {
 	for el := t.dying.Front(); el != nil; el = t.dying.Front() {
 		if el.Value.(*entry).expires.After(now) {
 			return
 		}
+		t.dropSrc(el.Value.(*entry).orig.Src.Addr())
 		t.remove(el)
 	}
 }
@@ -132,6 +146,7 @@ func (t *Table) evict() {
 		if el == nil {
 			el = t.live.Front()
 		}
+		t.dropSrc(el.Value.(*entry).orig.Src.Addr())
 		t.remove(el)
 		t.evicted++
 	}
@@ -149,6 +164,16 @@ func (t *Table) Original(proto uint8, outsideSrc, dst netip.AddrPort) (Tuple, bo
 		return Tuple{}, false
 	}
 	return el.Value.(*entry).orig, true
+}
+
+// Translated reports whether src is the original source of a translated
+// connection the Table holds (live, or destroyed within the grace period):
+// on a router, a client behind its NAT.
+func (t *Table) Translated(src netip.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire(t.now())
+	return t.bySrc[src] > 0
 }
 
 // Len returns the number of connections held, live and in grace.

@@ -104,3 +104,39 @@ func TestTableEviction(t *testing.T) {
 		t.Errorf("Len %d Evicted %d, want 3 and 2", tb.Len(), tb.Evicted())
 	}
 }
+
+// TestTableTranslated: a client is known as translated while one of its
+// connections is held, through the grace period, and not after the last
+// one expires or is evicted.
+func TestTableTranslated(t *testing.T) {
+	tb, clock := newTestTable(2)
+	client := masqueraded().Orig.Src.Addr()
+	if tb.Translated(client) {
+		t.Fatal("translated before any event")
+	}
+	tb.Handle(flow(EventNew, 1, 40001, 61000))
+	tb.Handle(flow(EventNew, 2, 40002, 61001))
+	tb.Handle(flow(EventUpdate, 2, 40002, 61001)) // refreshing must not count twice
+	if !tb.Translated(client) {
+		t.Fatal("client with two live connections not translated")
+	}
+	tb.Handle(flow(EventDestroy, 1, 40001, 61000))
+	tb.Handle(flow(EventDestroy, 2, 40002, 61001))
+	clock.advance(30 * time.Second)
+	if !tb.Translated(client) {
+		t.Fatal("not translated within the grace period")
+	}
+	clock.advance(31 * time.Second)
+	if tb.Translated(client) {
+		t.Fatal("still translated after every connection expired")
+	}
+	for i := range uint16(5) { // evictions keep the count right too
+		tb.Handle(flow(EventNew, uint32(10+i), 41000+i, 62000+i))
+	}
+	if !tb.Translated(client) || tb.Len() != 2 {
+		t.Fatalf("after evictions: translated %v, len %d", tb.Translated(client), tb.Len())
+	}
+	if got := len(tb.bySrc); got != 1 || tb.bySrc[client] != 2 {
+		t.Fatalf("per-source count %v, want 2 for the client", tb.bySrc)
+	}
+}

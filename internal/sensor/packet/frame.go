@@ -114,6 +114,7 @@ type framer struct {
 	all     bool // the socket listens on every interface
 	p       probe.Probe
 	unknown map[int]string // names made up for interfaces the host view does not know yet
+	fwd     *forwardedSeen // forwarded packets, to know their source-NATed copies; nil: none kept
 
 	headerMismatch uint64
 }
@@ -176,7 +177,8 @@ func (f *framer) frame(data []byte, ci gopacket.CaptureInfo) verdict {
 // forwards, the second sighting of a forwarded packet, already reported where
 // it arrived, so it is skipped; on a host that does not forward it can only
 // have been made here with a spoofed source (a scanner's decoys), so it is
-// outbound.
+// outbound — unless it is the copy, with our address after source NAT, of
+// a packet seen arriving to be forwarded (forwardedSeen).
 func (f *framer) direction(meta frameMeta, p *probe.Probe) (probe.Direction, bool) {
 	src, dst := p.Src.Addr(), p.Dst.Addr()
 	if !meta.ok {
@@ -189,13 +191,23 @@ func (f *framer) direction(meta frameMeta, p *probe.Probe) (probe.Direction, boo
 		return probe.DirForwarded, true
 	}
 	if meta.pkttype == unix.PACKET_OUTGOING {
-		if f.host.IsLocal(src) || !f.host.Forwarding() {
+		switch {
+		case !f.host.Forwarding():
 			return probe.DirOutbound, true
+		case !f.host.IsLocal(src):
+			return probe.DirUnknown, false
+		case f.fwd != nil && f.fwd.leaving(p):
+			// A forwarded packet leaving with our address after source
+			// NAT: its arrival was the sighting.
+			return probe.DirUnknown, false
 		}
-		return probe.DirUnknown, false
+		return probe.DirOutbound, true
 	}
 	if f.host.IsLocal(dst) {
 		return probe.DirInbound, true
+	}
+	if f.fwd != nil && f.host.Forwarding() {
+		f.fwd.forwarded(p)
 	}
 	return probe.DirForwarded, true
 }

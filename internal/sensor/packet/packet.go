@@ -135,6 +135,7 @@ type Sensor struct {
 	slots []*slot
 	prog  atomic.Pointer[program] // the filter the sockets should have
 	gen   atomic.Uint64           // bumped when the filter or the host's links change
+	fwd   *forwardedSeen          // shared by the sockets' framers
 
 	life sensor.Once // Run once; Close stops it
 }
@@ -155,7 +156,7 @@ func Open(cfg Config, h *host.Host) (*Sensor, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, host: h}
+	s := &Sensor{cfg: cfg, host: h, fwd: newForwardedSeen()}
 	if err := s.refilter(); err != nil {
 		return nil, err
 	}

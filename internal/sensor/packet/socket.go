@@ -95,7 +95,7 @@ func (s *Sensor) open(sl *slot) error {
 
 // read is one socket's reader loop.
 func (s *Sensor) read(ctx context.Context, sl *slot, emit func(*probe.Probe)) {
-	f := &framer{host: s.host, all: sl.name == ""}
+	f := &framer{host: s.host, all: sl.name == "", fwd: s.fwd}
 	var seen uint64
 	var n uint32
 	idle := true

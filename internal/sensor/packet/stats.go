@@ -4,6 +4,9 @@ package packet
 type Stats struct {
 	SocketStats
 	Sockets []SocketStats
+	// NATCopies are forwarded packets seen again leaving with this host's
+	// address after source NAT, skipped (their arrival was reported).
+	NATCopies uint64
 }
 
 // SocketStats counts one socket's work. Packets are frames the filter let
@@ -31,6 +34,7 @@ type SocketStats struct {
 // Stats returns the sensor's counters. Safe to call while Run runs.
 func (s *Sensor) Stats() Stats {
 	var st Stats
+	st.NATCopies = s.fwd.hits.Load()
 	for _, sl := range s.slots {
 		s.kernelStats(sl, true)
 		sl.mu.Lock()
