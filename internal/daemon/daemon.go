@@ -122,10 +122,19 @@ type Parts struct {
 	// Attribute names the local process behind an outbound finding
 	// (internal/attribute); nil: not looked up.
 	Attribute func(f *detect.Finding) *detect.Actor
-	Hooks     Hooks // nil: none
-	Log       *slog.Logger
-	Now       func() time.Time // default time.Now
-	Version   string
+	// NAT maps translated connections back to internal clients (conntrack
+	// on a router); nil: no NAT mapping.
+	NAT NAT
+	// Neighbour returns the MAC of an address on one of our links ("" if
+	// unknown); nil: not looked up.
+	Neighbour func(netip.Addr) string
+	// Restrictor carries out outbound.response (throttle, block); nil:
+	// alert only.
+	Restrictor Restrictor
+	Hooks      Hooks // nil: none
+	Log        *slog.Logger
+	Now        func() time.Time // default time.Now
+	Version    string
 	// Ready is called once the daemon is detecting and blocking (sd_notify).
 	Ready func()
 }
@@ -154,7 +163,10 @@ type Daemon struct {
 	lastFW atomic.Uint64
 
 	actorMu sync.Mutex
-	actors  map[string]*detect.Actor // by finding ID
+	actors  map[string]*detect.Actor  // by finding ID
+	clients map[string]*detect.Client // by finding ID; nil values: looked up, none
+
+	outbound outboundState
 
 	stats struct {
 		ignored, whileBanned, findings, bans, notActed, rateCapped, queueFull atomic.Uint64
@@ -411,6 +423,9 @@ func (d *Daemon) shutdown() {
 
 // onProbe is called for every probe from the sensor's goroutine(s).
 func (d *Daemon) onProbe(p *probe.Probe) {
+	if !d.mapNAT(p) {
+		return
+	}
 	src := p.Src.Addr()
 	if d.pol.Ignored(src) {
 		d.stats.ignored.Add(1)
@@ -536,9 +551,13 @@ func (d *Daemon) decide(ctx context.Context, batch []detect.Finding) {
 				n.Finding(f)
 			}
 		}
+		d.respond(ctx, f)
 		dec, ok := d.pol.Decide(f)
 		if !ok {
 			continue
+		}
+		if resp := d.responseFor(f.ID); resp != "" && dec.Kind == decision.Watch {
+			dec.NotActed += "; " + resp
 		}
 		if dec.Kind == decision.Ban {
 			if d.banned(f.Src) {
@@ -680,6 +699,7 @@ const maxActors = 4096
 // every later version of the finding (the detector's copies do not carry
 // it).
 func (d *Daemon) attribute(f *detect.Finding) {
+	d.client(f)
 	if f.Direction != probe.DirOutbound || f.Verdict == detect.Benign || d.p.Attribute == nil || f.Actor != nil {
 		return
 	}

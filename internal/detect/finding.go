@@ -111,6 +111,37 @@ type Finding struct {
 	// it in (internal/attribute): the detector knows packets, not
 	// processes. nil when not looked up.
 	Actor *Actor
+
+	// Client, for a forwarded finding on a router, is the machine behind
+	// it as this router knows it (the daemon fills it in). nil when not
+	// looked up.
+	Client *Client
+}
+
+// Client is the source of a forwarded scan as the router it passes
+// through knows it.
+type Client struct {
+	IP  netip.Addr
+	MAC string // from the neighbour table; "" when the address is not on a link of ours
+	// NAT: this host translates the client's connections (masquerade or
+	// source NAT), so it is an internal client, not a stranger passing
+	// through.
+	NAT bool
+}
+
+// Sentence says in words who the client is.
+func (c *Client) Sentence() string {
+	if c == nil {
+		return ""
+	}
+	s := "Forwarded for " + c.IP.String()
+	if c.MAC != "" {
+		s += " (MAC " + c.MAC + ")"
+	}
+	if c.NAT {
+		return s + ", an internal client behind this host's NAT."
+	}
+	return s + "."
 }
 
 // Actor is who made an outbound scan: the owners of its sockets, or, when

@@ -219,6 +219,12 @@ func (p *Policy) Decide(f *detect.Finding) (d decision.Decision, ok bool) {
 		// off. Reported (alerts.on: watch), not acted upon.
 		return watch("outbound: this host is the source; reported, not blocked")
 	}
+	if f.Direction == probe.DirForwarded && f.Client != nil && f.Client.NAT {
+		// An internal client behind our NAT scanning others: a ban would
+		// cut a customer or a household off. Reported, and restricted only
+		// as outbound.response says.
+		return watch("forwarded: an internal client behind this host's NAT; reported, not banned")
+	}
 	if why := notUnicast(src); why != "" {
 		return watch(why)
 	}

@@ -44,6 +44,12 @@ type JSONFinding struct {
 	Extra             map[string]any `json:"extra,omitempty"`
 	// Actor: for an outbound finding, the process behind it.
 	Actor *JSONActor `json:"actor,omitempty"`
+	// ClientIP, ClientMAC: for a forwarded finding on a router, the
+	// internal client (its own address, before NAT) and its MAC from the
+	// neighbour table. ClientNAT: this host translates its connections.
+	ClientIP  string `json:"client_ip,omitempty"`
+	ClientMAC string `json:"client_mac,omitempty"`
+	ClientNAT bool   `json:"client_nat,omitempty"`
 }
 
 // JSONActor is who made an outbound scan. When exact, the fields are the
@@ -126,6 +132,9 @@ func ToJSON(f *detect.Finding) JSONFinding {
 			}
 		}
 		j.Actor = ja
+	}
+	if c := f.Client; c != nil {
+		j.ClientIP, j.ClientMAC, j.ClientNAT = c.IP.String(), c.MAC, c.NAT
 	}
 	e := &f.Evidence
 	j.Evidence = JSONEvidence{

@@ -1,0 +1,227 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/scanwarden/scanwarden/internal/detect"
+	"github.com/scanwarden/scanwarden/internal/probe"
+)
+
+// NAT maps this router's translated connections back to the internal
+// clients that made them (conntrack).
+type NAT interface {
+	// ClientOf returns the original source of the connection seen beyond
+	// the NAT as outsideSrc → dst.
+	ClientOf(proto uint8, outsideSrc, dst netip.AddrPort) (netip.AddrPort, bool)
+	// Translated reports whether src has connections this host translates.
+	Translated(src netip.Addr) bool
+}
+
+// Restriction limits the new outbound connections of whoever made an
+// outbound scan: a local user, a cgroup, or, on a router, an internal
+// client's forwarded traffic. Exactly one of UID, Cgroup and Client is set.
+type Restriction struct {
+	UID    *uint32
+	Cgroup string // cgroup v2 path
+	Client netip.Addr
+	Block  bool // false: throttle
+	Until  time.Time
+	Reason string
+}
+
+// Key names the restricted actor: "uid 65534", "cgroup /system.slice/x",
+// "client 192.168.1.20".
+func (r Restriction) Key() string {
+	switch {
+	case r.UID != nil:
+		return "uid " + strconv.FormatUint(uint64(*r.UID), 10)
+	case r.Cgroup != "":
+		return "cgroup " + r.Cgroup
+	}
+	return "client " + r.Client.String()
+}
+
+// Restrictor carries out Restrictions (nftables: meta skuid, socket
+// cgroupv2, forwarded sources). Entries expire by themselves at Until.
+type Restrictor interface {
+	Restrict(ctx context.Context, r Restriction) error
+}
+
+// outboundState is what the daemon did about outbound scans.
+type outboundState struct {
+	mu    sync.Mutex
+	given map[string]Restriction // by Key, while in force
+	done  map[string]string      // finding ID → what was done, in words
+}
+
+// mapNAT gives a probe that crossed this router's NAT its internal client:
+// a connection attempt leaving with our address is the client's (when the
+// sensor saw only the outside leg; the packet sensor skips the copy of one
+// it saw arrive), and an answer coming back to our address is an answer to
+// the client. It reports false for probes not to analyse (outbound.enabled:
+// false).
+func (d *Daemon) mapNAT(p *probe.Probe) bool {
+	switch p.Direction {
+	case probe.DirOutbound:
+		if !d.cfg.Outbound.Enabled {
+			return false
+		}
+		if d.p.NAT == nil {
+			return true
+		}
+		if orig, ok := d.p.NAT.ClientOf(uint8(p.Proto), p.Src, p.Dst); ok && !d.p.Host.IsLocal(orig.Addr()) {
+			p.Src, p.Direction = orig, probe.DirForwarded
+		}
+	case probe.DirInbound:
+		if d.p.NAT == nil {
+			return true
+		}
+		if orig, ok := d.p.NAT.ClientOf(uint8(p.Proto), p.Dst, p.Src); ok && !d.p.Host.IsLocal(orig.Addr()) {
+			p.Dst, p.Direction = orig, probe.DirForwarded
+			break
+		}
+		// An ICMP error quoting a translated datagram: its quote names the
+		// router's port, the client's port once translated back.
+		if in := &p.Inner; in.Valid {
+			if orig, ok := d.p.NAT.ClientOf(uint8(in.Proto), in.Src, in.Dst); ok && !d.p.Host.IsLocal(orig.Addr()) {
+				in.Src, p.Dst, p.Direction = orig, netip.AddrPortFrom(orig.Addr(), 0), probe.DirForwarded
+			}
+		}
+	}
+	return true
+}
+
+// client names the internal client behind a forwarded finding: its MAC
+// from the neighbour table, and whether this host translates its
+// connections.
+func (d *Daemon) client(f *detect.Finding) {
+	if f.Direction != probe.DirForwarded || f.Verdict == detect.Benign || f.Client != nil {
+		return
+	}
+	d.actorMu.Lock()
+	c, ok := d.clients[f.ID]
+	d.actorMu.Unlock()
+	if !ok {
+		c = &detect.Client{IP: f.Src}
+		if d.p.Neighbour != nil {
+			c.MAC = d.p.Neighbour(f.Src)
+		}
+		if d.p.NAT != nil {
+			c.NAT = d.p.NAT.Translated(f.Src)
+		}
+		if c.MAC == "" && !c.NAT {
+			c = nil // a stranger passing through: nothing to add
+		}
+		if c != nil || f.Verdict >= detect.Scan { // asked again while only suspicious
+			d.actorMu.Lock()
+			if d.clients == nil || len(d.clients) >= maxActors {
+				d.clients = make(map[string]*detect.Client)
+			}
+			d.clients[f.ID] = c
+			d.actorMu.Unlock()
+		}
+	}
+	if c == nil {
+		return
+	}
+	f.Client = c
+	f.Reason += " " + c.Sentence()
+}
+
+// restriction says what outbound.response does about an outbound or
+// internal client's forwarded scan: the restriction, or why there is none.
+func (d *Daemon) restriction(f *detect.Finding) (Restriction, string) {
+	o := &d.cfg.Outbound
+	r := Restriction{Block: o.Response == "block", Until: d.now().Add(o.For.D()), Reason: f.Reason}
+	switch {
+	case f.Direction == probe.DirForwarded && f.Client != nil && f.Client.NAT:
+		r.Client = f.Client.IP
+		return r, ""
+	case f.Direction != probe.DirOutbound:
+		return r, "not ours: a forwarded source is banned like an inbound one"
+	case f.Actor == nil || !f.Actor.Exact || len(f.Actor.Processes) == 0:
+		return r, "not restricted: the process is not known exactly"
+	}
+	p := f.Actor.Processes[0]
+	if o.Restrict == "cgroup" || p.UID == 0 {
+		if p.Cgroup == "" || p.Cgroup == "/" {
+			if p.UID == 0 {
+				return r, "not restricted: made by root outside any unit or container, and root's connections are the host's own"
+			}
+		} else {
+			r.Cgroup = p.Cgroup
+			return r, ""
+		}
+	}
+	uid := p.UID
+	r.UID = &uid
+	return r, ""
+}
+
+// respond carries out outbound.response for an outbound or internal
+// client's scan, once per actor while the restriction holds.
+func (d *Daemon) respond(ctx context.Context, f *detect.Finding) {
+	o := &d.cfg.Outbound
+	if o.Response == "alert" || f.Verdict < detect.Scan || d.p.Restrictor == nil {
+		return
+	}
+	if f.Direction != probe.DirOutbound && f.Direction != probe.DirForwarded {
+		return
+	}
+	r, why := d.restriction(f)
+	st := &d.outbound
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.given == nil {
+		st.given, st.done = map[string]Restriction{}, map[string]string{}
+	}
+	if why != "" {
+		if f.Direction == probe.DirOutbound {
+			st.done[f.ID] = why
+		}
+		return
+	}
+	now := d.now()
+	if g, ok := st.given[r.Key()]; ok && g.Until.After(now) {
+		st.done[f.ID] = d.restricted(g)
+		return
+	}
+	if err := d.p.Restrictor.Restrict(ctx, r); err != nil {
+		d.log.Error("restricting an outbound scanner", "who", r.Key(), "err", err)
+		st.done[f.ID] = "restriction failed: " + err.Error()
+		return
+	}
+	st.given[r.Key()] = r
+	st.done[f.ID] = d.restricted(r)
+	d.log.Warn("outbound scan: restricted", "who", r.Key(), "block", r.Block, "until", r.Until.Format(time.RFC3339), "finding", f.ID)
+	for k, g := range st.given { // keep the maps small
+		if !g.Until.After(now) {
+			delete(st.given, k)
+		}
+	}
+	if len(st.done) > maxActors {
+		clear(st.done)
+	}
+}
+
+// restricted says in words what r does.
+func (d *Daemon) restricted(r Restriction) string {
+	how := "throttled to " + strconv.FormatUint(uint64(d.cfg.Outbound.Throttle.Rate), 10) + " new connections/s"
+	if r.Block {
+		how = "new connections blocked"
+	}
+	return fmt.Sprintf("%s: %s until %s", r.Key(), how, r.Until.Format(time.RFC3339))
+}
+
+// responseFor says what was done about an outbound finding ("" if
+// nothing was to be done).
+func (d *Daemon) responseFor(id string) string {
+	d.outbound.mu.Lock()
+	defer d.outbound.mu.Unlock()
+	return d.outbound.done[id]
+}
