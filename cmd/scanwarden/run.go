@@ -165,7 +165,11 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return err
 	}
 	lp.attach(&parts)
-	parts.Attribute = outboundAttribution(log)
+	closeOutbound, err := addOutbound(cfg, &parts, h, log)
+	if err != nil {
+		return err
+	}
+	defer closeOutbound()
 	parts.Ready = func() {
 		lp.afterSetup(ctx)
 		sdnotify.SdNotify(false, sdnotify.SdNotifyReady)

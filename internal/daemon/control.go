@@ -347,6 +347,9 @@ func (d *Daemon) status(ctx context.Context) *api.Status {
 	if n := d.stats.queueFull.Load(); n > 0 {
 		st.Notes = append(st.Notes, fmt.Sprintf("%d findings were dropped because the decision queue was full", n))
 	}
+	if n := d.stats.lateFull.Load(); n > 0 {
+		st.Notes = append(st.Notes, fmt.Sprintf("%d packets were analysed without waiting for conntrack (queue full): answers to NAT clients among them were not mapped", n))
+	}
 	if c, ok := d.p.Enforcer.(interface {
 		Counters(context.Context) (uint64, uint64, error)
 	}); ok {

@@ -167,9 +167,10 @@ type Daemon struct {
 	clients map[string]*detect.Client // by finding ID; nil values: looked up, none
 
 	outbound outboundState
+	late     chan lateProbe // probes waiting for conntrack (NAT)
 
 	stats struct {
-		ignored, whileBanned, findings, bans, notActed, rateCapped, queueFull atomic.Uint64
+		ignored, whileBanned, findings, bans, notActed, rateCapped, queueFull, lateFull atomic.Uint64
 	}
 }
 
@@ -262,6 +263,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go part("control socket", func() error { return api.Serve(ctx, ln, d, d.log) })
 	go part("decisions", func() error { return d.decideLoop(ctx) })
 	go part("clock", func() error { d.tickLoop(ctx); return nil })
+	if d.p.NAT != nil {
+		d.late = make(chan lateProbe, maxLate)
+		wg.Add(1)
+		go part("nat", func() error { d.lateLoop(ctx); return nil })
+	}
 	if d.p.Sensor != nil {
 		wg.Add(1)
 		go part("packet sensor", func() error { return d.p.Sensor.Run(ctx, d.onProbe) })
@@ -423,9 +429,18 @@ func (d *Daemon) shutdown() {
 
 // onProbe is called for every probe from the sensor's goroutine(s).
 func (d *Daemon) onProbe(p *probe.Probe) {
-	if !d.mapNAT(p) {
+	switch d.mapNAT(p, true) {
+	case natDrop:
+		return
+	case natLate:
+		d.deferProbe(p)
 		return
 	}
+	d.observe(p)
+}
+
+// observe analyses a probe.
+func (d *Daemon) observe(p *probe.Probe) {
 	src := p.Src.Addr()
 	if d.pol.Ignored(src) {
 		d.stats.ignored.Add(1)

@@ -59,41 +59,116 @@ type outboundState struct {
 	done  map[string]string      // finding ID → what was done, in words
 }
 
+// natFate is what mapNAT made of a probe.
+type natFate uint8
+
+const (
+	natKeep natFate = iota // analyse it (mapped or not)
+	natDrop                // not to be analysed (outbound.enabled: false)
+	natLate                // may be an answer whose conntrack event has not been read yet
+)
+
+// natLag is how long a probe that may belong to a translated connection
+// waits for conntrack's event when its lookup misses. The kernel sends the
+// event before the packet leaves, but the daemon reads the event socket
+// and the packet ring in different goroutines; under a burst the packets
+// win by a few milliseconds.
+const natLag = 30 * time.Millisecond
+
 // mapNAT gives a probe that crossed this router's NAT its internal client:
 // a connection attempt leaving with our address is the client's (when the
 // sensor saw only the outside leg; the packet sensor skips the copy of one
 // it saw arrive), and an answer coming back to our address is an answer to
-// the client. It reports false for probes not to analyse (outbound.enabled:
-// false).
-func (d *Daemon) mapNAT(p *probe.Probe) bool {
-	switch p.Direction {
-	case probe.DirOutbound:
-		if !d.cfg.Outbound.Enabled {
-			return false
-		}
-		if d.p.NAT == nil {
-			return true
-		}
-		if orig, ok := d.p.NAT.ClientOf(uint8(p.Proto), p.Src, p.Dst); ok && !d.p.Host.IsLocal(orig.Addr()) {
+// the client. first is false for a probe's second try, after natLag.
+func (d *Daemon) mapNAT(p *probe.Probe, first bool) natFate {
+	if p.Direction == probe.DirOutbound && !d.cfg.Outbound.Enabled {
+		return natDrop
+	}
+	if d.p.NAT == nil || (p.Direction != probe.DirOutbound && p.Direction != probe.DirInbound) {
+		return natKeep
+	}
+	client := func(proto probe.Proto, outside, remote netip.AddrPort) (netip.AddrPort, bool) {
+		orig, ok := d.p.NAT.ClientOf(uint8(proto), outside, remote)
+		return orig, ok && !d.p.Host.IsLocal(orig.Addr())
+	}
+	if p.Direction == probe.DirOutbound {
+		if orig, ok := client(p.Proto, p.Src, p.Dst); ok {
 			p.Src, p.Direction = orig, probe.DirForwarded
+			return natKeep
 		}
-	case probe.DirInbound:
-		if d.p.NAT == nil {
-			return true
-		}
-		if orig, ok := d.p.NAT.ClientOf(uint8(p.Proto), p.Dst, p.Src); ok && !d.p.Host.IsLocal(orig.Addr()) {
+	} else {
+		if orig, ok := client(p.Proto, p.Dst, p.Src); ok {
 			p.Dst, p.Direction = orig, probe.DirForwarded
-			break
+			return natKeep
 		}
 		// An ICMP error quoting a translated datagram: its quote names the
 		// router's port, the client's port once translated back.
 		if in := &p.Inner; in.Valid {
-			if orig, ok := d.p.NAT.ClientOf(uint8(in.Proto), in.Src, in.Dst); ok && !d.p.Host.IsLocal(orig.Addr()) {
+			if orig, ok := client(in.Proto, in.Src, in.Dst); ok {
 				in.Src, p.Dst, p.Direction = orig, netip.AddrPortFrom(orig.Addr(), 0), probe.DirForwarded
+				return natKeep
 			}
 		}
 	}
-	return true
+	if first && mayBeTranslated(p) {
+		return natLate
+	}
+	return natKeep
+}
+
+// mayBeTranslated: a probe that can belong to a connection our NAT
+// translates — anything but a connection's first SYN coming in from
+// outside, which no connection of a client can start (and which must be
+// judged at once: it is how scans of this router arrive).
+func mayBeTranslated(p *probe.Probe) bool {
+	switch p.Proto {
+	case probe.TCP:
+		return p.Direction == probe.DirOutbound || p.Flags&(probe.SYN|probe.ACK|probe.RST) != probe.SYN
+	case probe.UDP:
+		return true
+	}
+	return p.Inner.Valid
+}
+
+// maxLate bounds the probes waiting for conntrack; past it they are
+// analysed at once, unmapped.
+const maxLate = 8192
+
+type lateProbe struct {
+	p  probe.Probe
+	at time.Time
+}
+
+// lateLoop gives each waiting probe its second lookup after natLag, in
+// the order they came.
+func (d *Daemon) lateLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case lp := <-d.late:
+			if wait := time.Until(lp.at.Add(natLag)); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+			d.mapNAT(&lp.p, false)
+			d.observe(&lp.p)
+		}
+	}
+}
+
+// deferProbe queues p for its second lookup, or analyses it now when the
+// queue is full.
+func (d *Daemon) deferProbe(p *probe.Probe) {
+	select {
+	case d.late <- lateProbe{p: *p, at: time.Now()}:
+	default:
+		d.stats.lateFull.Add(1)
+		d.observe(p)
+	}
 }
 
 // client names the internal client behind a forwarded finding: its MAC
