@@ -121,12 +121,25 @@ func list(s []string) string {
 }
 
 func newListCmd() *cobra.Command {
-	var cf clientFlags
+	var (
+		cf       clientFlags
+		outbound bool
+		since    string
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List active bans",
-		Args:  cobra.NoArgs,
+		Short: "List active bans (--outbound: scans this host or its NAT clients made)",
+		Long: `List the bans in force.
+
+With --outbound, list instead the scans this host made (outbound, with the
+process behind each) or a client behind its NAT made (forwarded, with the
+client's address and MAC), in the last day (--since): they are reported,
+never banned, and restricted only as outbound.response says.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if outbound {
+				return listOutbound(cmd, &cf, since)
+			}
 			var bans []api.Ban
 			if err := cf.call(&api.Request{Cmd: api.CmdList}, &bans); err != nil {
 				return err
@@ -154,7 +167,33 @@ func newListCmd() *cobra.Command {
 		},
 	}
 	cf.add(cmd, true)
+	cmd.Flags().BoolVar(&outbound, "outbound", false, "list outbound and NAT clients' scans instead of bans")
+	cmd.Flags().StringVar(&since, "since", "24h", "with --outbound: how far back (e.g. 1h, 7d)")
 	return cmd
+}
+
+func listOutbound(cmd *cobra.Command, cf *clientFlags, since string) error {
+	var outs []api.Outbound
+	if err := cf.call(&api.Request{Cmd: api.CmdOutbound, Since: since}, &outs); err != nil {
+		return err
+	}
+	if cf.json {
+		if outs == nil {
+			outs = []api.Outbound{}
+		}
+		return printJSON(cmd.OutOrStdout(), outs)
+	}
+	if len(outs) == 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "no outbound scans in the last %s\n", since)
+		return nil
+	}
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "SOURCE\tDIRECTION\tVERDICT\tTYPE\tPORTS\tHOSTS\tLAST SEEN\tWHO\tRESPONSE")
+	for _, o := range outs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", o.Src, o.Direction, o.Verdict, report.Safe(o.ScanType), o.Ports, o.Hosts,
+			o.LastSeen, report.Safe(o.Who), report.Safe(o.Response))
+	}
+	return w.Flush()
 }
 
 func newBanCmd() *cobra.Command {

@@ -34,6 +34,7 @@ const (
 	CmdExplain  = "explain"
 	CmdGrep     = "grep"
 	CmdFindings = "findings"
+	CmdOutbound = "outbound"
 )
 
 // Request is one call.

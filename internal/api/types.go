@@ -89,6 +89,25 @@ type Ban struct {
 	Undo      string    `json:"undo"` // the command that lifts it
 }
 
+// Outbound is a scan this host, or a client behind its NAT, made: reported,
+// never banned.
+type Outbound struct {
+	Src       string `json:"src"`
+	Direction string `json:"direction"` // outbound or forwarded
+	Verdict   string `json:"verdict"`
+	ScanType  string `json:"scan_type"`
+	Ports     int    `json:"ports"`
+	Hosts     int    `json:"hosts"`
+	Attempts  int    `json:"attempts"`
+	LastSeen  string `json:"last_seen"`
+	// Who: the process (outbound) or the internal client (forwarded), in
+	// words.
+	Who string `json:"who"`
+	// Response: what outbound.response did about it.
+	Response  string `json:"response"`
+	FindingID string `json:"finding_id"`
+}
+
 // Explain is everything known about one address.
 type Explain struct {
 	Address   string               `json:"address"`

@@ -37,6 +37,8 @@ func (d *Daemon) Handle(ctx context.Context, req *api.Request, peer api.Peer) (a
 		return d.grep(req.Target)
 	case api.CmdFindings:
 		return d.findings(req)
+	case api.CmdOutbound:
+		return d.outboundList(req)
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
 }

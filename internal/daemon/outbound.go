@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scanwarden/scanwarden/internal/api"
 	"github.com/scanwarden/scanwarden/internal/detect"
 	"github.com/scanwarden/scanwarden/internal/probe"
 )
@@ -299,4 +300,49 @@ func (d *Daemon) responseFor(id string) string {
 	d.outbound.mu.Lock()
 	defer d.outbound.mu.Unlock()
 	return d.outbound.done[id]
+}
+
+// outboundList is the outbound and forwarded-from-NAT scans of the last
+// day (req.Since), the latest finding of each source, newest first.
+func (d *Daemon) outboundList(req *api.Request) ([]api.Outbound, error) {
+	if req.Since == "" {
+		req.Since = "24h"
+	}
+	fs, err := d.findings(&api.Request{Since: req.Since, Limit: 10000})
+	if err != nil {
+		return nil, err
+	}
+	out := []api.Outbound{}
+	seen := map[string]bool{}
+	for _, f := range fs { // newest first
+		if seen[f.Src] || (f.Verdict != "scan" && f.Verdict != "suspicious") {
+			continue
+		}
+		if f.Direction != "outbound" && !(f.Direction == "forwarded" && f.ClientNAT) {
+			continue
+		}
+		seen[f.Src] = true
+		o := api.Outbound{Src: f.Src, Direction: f.Direction, Verdict: f.Verdict, ScanType: f.ScanType, Ports: f.Ports,
+			Hosts: f.Hosts, Attempts: f.Attempts, LastSeen: f.LastSeen, FindingID: f.ID, Response: d.responseFor(f.ID)}
+		switch a := f.Actor; {
+		case f.Direction == "forwarded":
+			o.Who = "client " + f.ClientIP
+			if f.ClientMAC != "" {
+				o.Who += " (MAC " + f.ClientMAC + ")"
+			}
+		case a == nil:
+			o.Who = "not looked up"
+		case a.Exact:
+			o.Who = fmt.Sprintf("pid %d %s (%s)", a.PID, a.Command, a.User)
+		case len(a.Candidates) > 0:
+			o.Who = fmt.Sprintf("one of %d candidates, e.g. pid %d %s (%s)", len(a.Candidates), a.Candidates[0].PID, a.Candidates[0].Command, a.Candidates[0].User)
+		default:
+			o.Who = a.How
+		}
+		if o.Response == "" {
+			o.Response = "reported (outbound.response: " + d.cfg.Outbound.Response + ")"
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

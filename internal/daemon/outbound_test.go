@@ -184,6 +184,13 @@ func TestOutboundResponse(t *testing.T) {
 			if len(got) != 1 || got[0].Key() != c.want || !got[0].Block || !got[0].Until.After(h.clock.now()) {
 				t.Fatalf("restrictions %+v, want one block of %s", got, c.want)
 			}
+			var outs []api.Outbound
+			if err := h.call(api.Request{Cmd: api.CmdOutbound}, &outs); err != nil {
+				t.Fatal(err)
+			}
+			if len(outs) != 1 || outs[0].Src != src.String() || !strings.Contains(outs[0].Response, c.want+": new connections blocked") {
+				t.Errorf("list --outbound: %+v", outs)
+			}
 		})
 	}
 }

@@ -126,6 +126,9 @@ func TestNATRouterNamesTheInternalClient(t *testing.T) {
 			t.Errorf("the router reported as a scanner: %s %s %s: %s", f.Src, f.Direction, f.Verdict, f.Reason)
 		}
 	}
+	if out, err := l.cli("list", "--outbound"); err != nil || !strings.Contains(out, ip4) || !strings.Contains(out, mac) {
+		t.Errorf("list --outbound does not name the client: %v\n%s", err, out)
+	}
 	if st, err := l.cli("status"); err != nil || !strings.Contains(st, "conntrack") {
 		t.Errorf("status does not show the conntrack part: %v\n%s", err, st)
 	}
