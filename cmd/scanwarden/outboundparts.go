@@ -13,9 +13,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scanwarden/scanwarden/internal/api"
+	"github.com/scanwarden/scanwarden/internal/attribute"
 	"github.com/scanwarden/scanwarden/internal/config"
 	"github.com/scanwarden/scanwarden/internal/conntrack"
+	"github.com/scanwarden/scanwarden/internal/connwatch"
 	"github.com/scanwarden/scanwarden/internal/daemon"
+	"github.com/scanwarden/scanwarden/internal/detect"
 	"github.com/scanwarden/scanwarden/internal/host"
 	"github.com/scanwarden/scanwarden/internal/probe"
 )
@@ -28,25 +31,116 @@ func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, log *slo
 		log.Info("outbound watching off (outbound.enabled: false)")
 		return func() {}, nil
 	}
+	closeAll := func() {}
 	if o.Attribute {
-		parts.Attribute = outboundAttribution(log)
+		var w *connwatch.Watcher
+		if o.EBPF == "auto" {
+			var err error
+			if w, err = connwatch.Open(connwatch.Options{}); err != nil {
+				log.Warn("outbound.ebpf auto: connect() calls cannot be traced; processes are named from their sockets only, and a scan of closed ports may go unnamed", "err", err)
+				w = nil
+			} else {
+				parts.More = append(parts.More, watchPart{w})
+				closeAll = func() { w.Close() }
+			}
+		}
+		parts.Attribute = outboundAttribution(w, log)
 	}
 	parts.Neighbour = neighbourMAC
 	if o.Conntrack == "off" || (o.Conntrack == "auto" && !h.Forwarding()) {
-		return func() {}, nil
+		return closeAll, nil
 	}
 	l, err := conntrack.Open(conntrack.Config{})
 	if err != nil {
 		if o.Conntrack == "on" {
+			closeAll()
 			return nil, fmt.Errorf("outbound.conntrack: %w", err)
 		}
 		log.Warn("outbound.conntrack auto: cannot follow conntrack; scans from behind this router's NAT will show its own address", "err", err)
-		return func() {}, nil
+		return closeAll, nil
 	}
 	n := &natPart{l: l, t: conntrack.NewTable(0, 0), log: log}
 	parts.NAT = n
 	parts.More = append(parts.More, n)
-	return func() { l.Close() }, nil
+	return func() { l.Close(); closeAll() }, nil
+}
+
+// outboundAttribution names the local process behind an outbound finding:
+// from the connect() calls eBPF recorded to the scan's targets (w, when
+// available: exact even after the sockets closed), else the owners of the
+// sockets from the source to the targets, else the processes holding raw
+// or packet sockets, as candidates.
+func outboundAttribution(w *connwatch.Watcher, log *slog.Logger) func(f *detect.Finding) *detect.Actor {
+	at := attribute.New(attribute.Options{})
+	return func(f *detect.Finding) *detect.Actor {
+		var res attribute.Result
+		if w != nil && f.ScanType != detect.TypeUDP {
+			res = at.FromConnects(connects(w, f))
+		}
+		if len(res.Exact) == 0 {
+			proto := "tcp"
+			if f.ScanType == detect.TypeUDP {
+				proto = "udp"
+			}
+			remotes := make([]netip.AddrPort, 0, len(f.Evidence.Targets))
+			for _, t := range f.Evidence.Targets {
+				remotes = append(remotes, netip.AddrPortFrom(t, 0)) // any port of the target
+			}
+			var err error
+			if res, err = at.Outbound(proto, f.Src, remotes); err != nil {
+				log.Warn("naming the process behind an outbound scan", "src", f.Src, "err", err)
+				return &detect.Actor{How: "lookup failed: " + err.Error()}
+			}
+		}
+		a := &detect.Actor{Exact: len(res.Exact) > 0, How: res.How}
+		ps := res.Exact
+		if !a.Exact {
+			ps = res.Candidates
+		}
+		for _, p := range ps {
+			a.Processes = append(a.Processes, detect.Process{PID: p.PID, User: p.User, UID: p.UID, Command: p.Command,
+				Exe: p.Exe, Cgroup: p.Cgroup, Unit: p.Unit, Container: p.Container})
+		}
+		return a
+	}
+}
+
+// connects are the connect() calls recorded from the finding's source to
+// its targets since it began. The watcher reads its ring every few
+// milliseconds, so when there are none yet it is asked once more after
+// that long.
+func connects(w *connwatch.Watcher, f *detect.Finding) []attribute.Connect {
+	since := f.FirstSeen.Add(-time.Second)
+	cs := w.Lookup(f.Src, f.Evidence.Targets, since)
+	if len(cs) == 0 {
+		time.Sleep(25 * time.Millisecond)
+		cs = w.Lookup(f.Src, f.Evidence.Targets, since)
+	}
+	out := make([]attribute.Connect, len(cs))
+	for i, c := range cs {
+		out[i] = attribute.Connect{PID: c.PID, UID: c.UID, Comm: c.Comm, Time: c.Time}
+	}
+	return out
+}
+
+// watchPart runs the eBPF connect watcher with the sensors and shows it in
+// status. It emits no probes.
+type watchPart struct{ w *connwatch.Watcher }
+
+func (p watchPart) Run(ctx context.Context, _ func(*probe.Probe)) error { return p.w.Run(ctx) }
+
+func (p watchPart) Status() api.Part {
+	st := p.w.Stats()
+	pr := ""
+	if st.Lost > 0 {
+		pr = fmt.Sprintf("%d connect records lost (ring buffer full)", st.Lost)
+	}
+	return api.Part{
+		Name:    "ebpf connects",
+		Summary: fmt.Sprintf("%d connect() calls recorded, %d kept", st.Read, st.Live),
+		Counts:  map[string]uint64{"read": st.Read, "lost": st.Lost, "malformed": st.Malformed, "indexed": st.Indexed, "evicted": st.Evicted},
+		Problem: pr,
+	}
 }
 
 // natPart follows conntrack so probes that crossed our NAT are mapped back

@@ -18,10 +18,8 @@ import (
 	"time"
 
 	"github.com/scanwarden/scanwarden/internal/api"
-	"github.com/scanwarden/scanwarden/internal/attribute"
 	"github.com/scanwarden/scanwarden/internal/config"
 	"github.com/scanwarden/scanwarden/internal/daemon"
-	"github.com/scanwarden/scanwarden/internal/detect"
 	"github.com/scanwarden/scanwarden/internal/enforce/nft"
 	"github.com/scanwarden/scanwarden/internal/host"
 	"github.com/scanwarden/scanwarden/internal/lists"
@@ -429,34 +427,3 @@ func readSecret(path string, log *slog.Logger) (string, error) {
 	return pw, nil
 }
 
-// outboundAttribution names the local process behind an outbound finding:
-// the owners of the sockets from the source to the scan's targets, or the
-// processes holding raw or packet sockets when there are none.
-func outboundAttribution(log *slog.Logger) func(f *detect.Finding) *detect.Actor {
-	at := attribute.New(attribute.Options{})
-	return func(f *detect.Finding) *detect.Actor {
-		proto := "tcp"
-		if f.ScanType == detect.TypeUDP {
-			proto = "udp"
-		}
-		remotes := make([]netip.AddrPort, 0, len(f.Evidence.Targets))
-		for _, t := range f.Evidence.Targets {
-			remotes = append(remotes, netip.AddrPortFrom(t, 0)) // any port of the target
-		}
-		res, err := at.Outbound(proto, f.Src, remotes)
-		if err != nil {
-			log.Warn("naming the process behind an outbound scan", "src", f.Src, "err", err)
-			return &detect.Actor{How: "lookup failed: " + err.Error()}
-		}
-		a := &detect.Actor{Exact: len(res.Exact) > 0, How: res.How}
-		ps := res.Exact
-		if !a.Exact {
-			ps = res.Candidates
-		}
-		for _, p := range ps {
-			a.Processes = append(a.Processes, detect.Process{PID: p.PID, User: p.User, UID: p.UID, Command: p.Command,
-				Exe: p.Exe, Cgroup: p.Cgroup, Unit: p.Unit, Container: p.Container})
-		}
-		return a
-	}
-}

@@ -127,3 +127,44 @@ func TestOutboundRawScanNamesCandidates(t *testing.T) {
 		t.Fatalf("nmap is not among the candidates %+v", a.Candidates)
 	}
 }
+
+// closedScan is a connect scan as most scripts make one: connect, and
+// close at once on refusal. Against closed ports on a fast link each
+// socket lives for microseconds.
+const closedScan = `# sw-e2e-connect-scan (closed ports)
+import socket, sys, time
+for port in range(1, 201):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(1)
+    try:
+        s.connect((sys.argv[1], port))
+    except OSError:
+        pass
+    s.close()
+time.sleep(30)
+`
+
+// TestOutboundClosedPortScanIsAttributed: the scan's sockets are gone long
+// before any lookup; the connect() calls eBPF recorded still name the
+// process, its user and command.
+func TestOutboundClosedPortScanIsAttributed(t *testing.T) {
+	l := newLab(t, "")
+	l.startDaemon()
+	if st, _ := l.cli("status"); !strings.Contains(st, "ebpf connects") {
+		t.Skipf("eBPF connect tracing is not available here (status shows no ebpf part):\n%s", st)
+	}
+	scan := l.bg(l.target, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+		"/usr/bin/python3", "-c", closedScan, l.scanIP())
+	pid := pythonPID(t, scan)
+	f := l.outboundFinding(l.targetIP(), 30*time.Second)
+	a := f.Actor
+	if a == nil || !a.Exact || !strings.HasPrefix(a.How, "eBPF") {
+		t.Fatalf("actor %+v, want exact from eBPF (reason %q)", a, f.Reason)
+	}
+	if a.PID != pid || a.User != "nobody" || !strings.Contains(a.Command, "sw-e2e-connect-scan") {
+		t.Errorf("actor %+v, want PID %d, user nobody, the scan's command line", a, pid)
+	}
+	if f.Evidence.Outcomes["closed"] == 0 {
+		t.Errorf("outcomes %v: the ports were meant to be closed", f.Evidence.Outcomes)
+	}
+}
