@@ -426,4 +426,3 @@ func readSecret(path string, log *slog.Logger) (string, error) {
 	}
 	return pw, nil
 }
-
