@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,17 +20,21 @@ import (
 	"github.com/scanwarden/scanwarden/internal/connwatch"
 	"github.com/scanwarden/scanwarden/internal/daemon"
 	"github.com/scanwarden/scanwarden/internal/detect"
+	"github.com/scanwarden/scanwarden/internal/enforce/nft"
 	"github.com/scanwarden/scanwarden/internal/host"
 	"github.com/scanwarden/scanwarden/internal/probe"
 )
 
 // addOutbound builds the parts of outbound watching: attribution, and on a
 // router the conntrack NAT map and the neighbour table.
-func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, log *slog.Logger) (func(), error) {
+func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, nftEnf *nft.Enforcer, log *slog.Logger) (func(), error) {
 	o := &cfg.Outbound
 	if !o.Enabled {
 		log.Info("outbound watching off (outbound.enabled: false)")
 		return func() {}, nil
+	}
+	if o.Response != "alert" && nftEnf != nil && !cfg.Policy.DryRun {
+		parts.Restrictor = restrictor{nftEnf}
 	}
 	closeAll := func() {}
 	if o.Attribute {
@@ -141,6 +146,18 @@ func (p watchPart) Status() api.Part {
 		Counts:  map[string]uint64{"read": st.Read, "lost": st.Lost, "malformed": st.Malformed, "indexed": st.Indexed, "evicted": st.Evicted},
 		Problem: pr,
 	}
+}
+
+// restrictor carries out outbound.response with the nftables enforcer.
+type restrictor struct{ e *nft.Enforcer }
+
+func (r restrictor) Restrict(ctx context.Context, x daemon.Restriction) error {
+	rule := nft.OutboundRule{UID: x.UID, CgroupPath: strings.TrimPrefix(x.Cgroup, "/"), Client: x.Client,
+		Mode: nft.OutboundThrottle, Until: x.Until, Reason: x.Reason}
+	if x.Block {
+		rule.Mode = nft.OutboundBlock
+	}
+	return r.e.RestrictOutbound(ctx, rule)
 }
 
 // natPart follows conntrack so probes that crossed our NAT are mapped back

@@ -165,7 +165,7 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return err
 	}
 	lp.attach(&parts)
-	closeOutbound, err := addOutbound(cfg, &parts, h, log)
+	closeOutbound, err := addOutbound(cfg, &parts, h, nftEnf, log)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,9 @@ func nftConfig(cfg *config.Config, log *slog.Logger) nft.Config {
 	for _, c := range fw.ConnLimit {
 		nc.ConnLimit = append(nc.ConnLimit, nft.ConnLimit{Port: c.Port, Limit: uint32(c.Limit)})
 	}
+	if o := cfg.Outbound; o.Enabled && o.Response != "alert" {
+		nc.Outbound = nft.Outbound{Enable: true, Rate: o.Throttle.Rate, Burst: o.Throttle.Burst}
+	}
 	return nc
 }
 

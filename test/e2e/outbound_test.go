@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -166,5 +167,54 @@ func TestOutboundClosedPortScanIsAttributed(t *testing.T) {
 	}
 	if f.Evidence.Outcomes["closed"] == 0 {
 		t.Errorf("outcomes %v: the ports were meant to be closed", f.Evidence.Outcomes)
+	}
+}
+
+// TestOutboundResponseBlocksTheUser: with outbound.response block, the
+// user whose process scanned loses new outbound connections (nftables
+// meta skuid), while root's keep working and the host is never banned.
+func TestOutboundResponseBlocksTheUser(t *testing.T) {
+	l := newLab(t, "outbound:\n  response: block\n  for: 10m\n")
+	l.bg(l.scan, "ncat", "-lk", "-p", "8080", "--send-only", "-c", "echo hi")
+	l.waitPort(l.scan, "8080")
+	l.startDaemon()
+	connect := func(asNobody bool) error {
+		args := []string{"/usr/bin/python3", "-c", "import socket,sys; socket.create_connection((sys.argv[1], 8080), timeout=2).close()", l.scanIP()}
+		if asNobody {
+			args = append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}, args...)
+		}
+		out, err := l.in(l.target, 10*time.Second, args[0], args[1:]...)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := connect(true); err != nil {
+		t.Fatalf("nobody cannot connect before any scan: %v", err)
+	}
+	l.bg(l.target, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+		"/usr/bin/python3", "-c", closedScan, l.scanIP())
+	f := l.outboundFinding(l.targetIP(), 30*time.Second)
+	if f.Actor == nil || f.Actor.User != "nobody" {
+		t.Fatalf("actor %+v", f.Actor)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(l.nftSet("out_uid_block"), "65534") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if set := l.nftSet("out_uid_block"); !strings.Contains(set, "65534") {
+		t.Fatalf("nobody's uid not in the block set:\n%s\nlog:\n%s", set, tail(l.logBuf.String(), 20))
+	}
+	if err := connect(true); err == nil {
+		t.Error("nobody still makes new connections after the block")
+	}
+	if err := connect(false); err != nil {
+		t.Errorf("root's connections were cut too: %v", err)
+	}
+	if out, err := l.cli("list", "--outbound"); err != nil || !strings.Contains(out, "uid 65534: new connections blocked") {
+		t.Errorf("list --outbound does not say what was done: %v\n%s", err, out)
+	}
+	if l.bannedInKernel(l.targetIP()) {
+		t.Error("the host's own address was banned")
 	}
 }

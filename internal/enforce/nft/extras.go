@@ -79,6 +79,9 @@ func (e *Enforcer) extraSets() setMap {
 	for _, s := range e.throttleSets() {
 		m[s.Name] = s
 	}
+	for _, s := range e.outboundSets() {
+		m[s.Name] = s
+	}
 	for _, name := range e.cfg.Feeds {
 		for _, f := range feedFamilies(name) {
 			m[f.set] = &nftables.Set{Table: e.table, Name: f.set, KeyType: f.key, Interval: true}

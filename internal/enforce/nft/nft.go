@@ -109,6 +109,9 @@ type Config struct {
 	// LogGroup, when not 0, logs new connection attempts to this host to
 	// that NFLOG group (firewall.logging: auto).
 	LogGroup uint16
+	// Outbound restricts the new outbound connections of local users,
+	// cgroups and forwarded clients that scan others (outbound.go).
+	Outbound Outbound
 	// NetNS is the file descriptor of the network namespace to work in;
 	// 0 is the caller's own. Tests use it; the caller keeps the fd open
 	// while the Enforcer is in use and closes it afterwards.
@@ -154,6 +157,9 @@ func New(cfg Config) (*Enforcer, error) {
 		if r == 0 {
 			return nil, fmt.Errorf("nftables table name %q: contains a NUL byte", cfg.Table)
 		}
+	}
+	if err := outboundDefaults(&cfg.Outbound); err != nil {
+		return nil, err
 	}
 	if cfg.NetNS < 0 {
 		return nil, fmt.Errorf("network namespace fd %d: must be 0 (current) or an open fd", cfg.NetNS)

@@ -52,12 +52,14 @@ func (e *Enforcer) newSet(name string, key nftables.SetDatatype) *nftables.Set {
 	return &nftables.Set{Table: e.table, Name: name, KeyType: key, Interval: true, HasTimeout: true}
 }
 
-// chains returns the chains the configuration calls for: base chains
-// first (so a repair deletes the chains that jump before the ones jumped
-// to), then the throttle's regular chains.
+// chains returns the chains the configuration calls for: the bans', the
+// input and throttle chains, then the outbound ones (outbound.go). A repair
+// deletes hooked chains before the chains they jump to (sortBaseFirst), and
+// addChains adds every chain before any rule.
 func (e *Enforcer) chains() []*nftables.Chain {
 	out := append(e.baseChains(), e.inputChains()...)
-	return append(out, e.throttleChains()...)
+	out = append(out, e.throttleChains()...)
+	return append(out, e.outboundChains()...)
 }
 
 // baseChains returns the hooked chains.
@@ -80,6 +82,8 @@ func (e *Enforcer) baseChains() []*nftables.Chain {
 // them when they are created in the same batch.
 func (e *Enforcer) rules(chain *nftables.Chain, fams [2]family, sets setMap) []*nftables.Rule {
 	switch {
+	case isOutboundChain(chain.Name):
+		return e.outboundRules(chain, sets)
 	case chain.Hooknum == nil:
 		return e.throttleRules(chain, sets)
 	case chain.Name == outputChain:
