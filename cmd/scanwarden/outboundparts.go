@@ -88,7 +88,7 @@ func outboundAttribution(w *connwatch.Watcher, log *slog.Logger) func(f *detect.
 				proto = "udp"
 			}
 			remotes := make([]netip.AddrPort, 0, len(f.Evidence.Targets))
-			for _, t := range f.Evidence.Targets {
+			for _, t := range scanTargets(f) {
 				remotes = append(remotes, netip.AddrPortFrom(t, 0)) // any port of the target
 			}
 			var err error
@@ -116,16 +116,27 @@ func outboundAttribution(w *connwatch.Watcher, log *slog.Logger) func(f *detect.
 // that long.
 func connects(w *connwatch.Watcher, f *detect.Finding) []attribute.Connect {
 	since := f.FirstSeen.Add(-time.Second)
-	cs := w.Lookup(f.Src, f.Evidence.Targets, since)
+	targets := scanTargets(f)
+	cs := w.Lookup(f.Src, targets, since)
 	if len(cs) == 0 {
 		time.Sleep(25 * time.Millisecond)
-		cs = w.Lookup(f.Src, f.Evidence.Targets, since)
+		cs = w.Lookup(f.Src, targets, since)
 	}
 	out := make([]attribute.Connect, len(cs))
 	for i, c := range cs {
 		out[i] = attribute.Connect{PID: c.PID, UID: c.UID, Comm: c.Comm, Time: c.Time}
 	}
 	return out
+}
+
+// scanTargets are the hosts the scan aimed at: those its first contacts
+// failed on, not the first hosts the source ever talked to (a server's
+// ordinary traffic before a scan would name its innocent clients).
+func scanTargets(f *detect.Finding) []netip.Addr {
+	if len(f.Evidence.FailedHosts) > 0 {
+		return f.Evidence.FailedHosts
+	}
+	return f.Evidence.Targets
 }
 
 // watchPart runs the eBPF connect watcher with the sensors and shows it in

@@ -622,3 +622,30 @@ func TestThresholdRuleCountsAttemptsNotPackets(t *testing.T) {
 		t.Fatalf("one port, diversity 3: %v: %s", f.Verdict, f.Reason)
 	}
 }
+
+// TestFailedHostsAreTheScansTargets: a host that talked to 20 web servers
+// and then scanned one: the targets shown first are the web servers, the
+// failed hosts are the scanned one only (where to look for the process).
+func TestFailedHostsAreTheScansTargets(t *testing.T) {
+	var b strings.Builder
+	for i := range 20 {
+		ts := float64(i) * 0.01
+		fmt.Fprintf(&b, "%.3f 10.9.0.1:%d > 10.9.1.%d:443 tcp S seq=%d opts=mss,sack,ts,ws\n", ts, 30000+i, i+1, i)
+		fmt.Fprintf(&b, "%.3f 10.9.1.%d:443 > 10.9.0.1:%d tcp S. ack=%d\n", ts+0.0005, i+1, 30000+i, i+1)
+	}
+	for i := range 60 {
+		ts := 1 + float64(i)*0.001
+		fmt.Fprintf(&b, "%.4f 10.9.0.1:%d > 10.9.2.7:%d tcp S seq=%d opts=mss,sack,ts,ws\n", ts, 40000+i, i+1, 500+i)
+		fmt.Fprintf(&b, "%.4f 10.9.2.7:%d > 10.9.0.1:%d tcp R. ack=%d\n", ts+0.0001, i+1, 40000+i, 501+i)
+	}
+	f := must(t, run(t, DefaultConfig(), b.String()), "10.9.0.1")
+	if f.Verdict != Scan {
+		t.Fatalf("verdict %v: %s", f.Verdict, f.Reason)
+	}
+	if len(f.Evidence.Targets) == 0 || f.Evidence.Targets[0].String() != "10.9.1.1" {
+		t.Errorf("targets %v: the first hosts contacted", f.Evidence.Targets)
+	}
+	if len(f.Evidence.FailedHosts) != 1 || f.Evidence.FailedHosts[0].String() != "10.9.2.7" {
+		t.Errorf("failed hosts %v, want only the scanned 10.9.2.7", f.Evidence.FailedHosts)
+	}
+}

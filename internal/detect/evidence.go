@@ -199,6 +199,7 @@ func (d *Detector) resolve(a *attempt, st state) {
 			return
 		}
 		s.failed++
+		s.noteFailedHost(a.key.dst)
 		s.score += d.weight(port)
 		s.llr = max(s.llr+d.trw.fail, d.trw.lower)
 		d.targets.failed(a, s)

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -113,6 +114,8 @@ func (d *Detector) finding(s *source) Finding {
 		}
 	}
 	if s.ext != nil {
+		f.Evidence.FailedHosts = addrs(s.ext.failedTo)
+		slices.Reverse(f.Evidence.FailedHosts)
 		f.Evidence.Decoys = sortedAddrs(s.ext.decoys)
 		f.Evidence.Group = sortedAddrs(s.ext.group)
 		f.Evidence.BaitHits = int(s.baitTotal)

@@ -228,6 +228,7 @@ type Evidence struct {
 	Targets      []netip.Addr      // first few destination hosts
 	OpenPorts    []PortProto       // first few ports answered open
 	FailedPorts  []PortProto       // first few ports that failed
+	FailedHosts  []netip.Addr      // the last few hosts a first contact to failed, newest first
 	ProbeTypes   map[ScanType]int  // first contacts by probe type
 	LogLR        float64           // log likelihood ratio of the sequential test
 	Score        int               // weighted failed first contacts (privileged ports weigh more)

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"github.com/scanwarden/scanwarden/internal/probe"
+	"slices"
 )
 
 // pair states: what became of a source's first contact with (host, port).
@@ -82,6 +83,7 @@ type sourceExt struct {
 	baitPorts []PortProto // the first few bait ports touched
 	baitModes uint8       // 1<<probe.Bait for each mode seen
 	recent    []failedAt  // the last Threshold.Attempts failed attempts, a ring
+	failedTo  []addrKey   // the last few hosts a first contact to failed, newest last
 	recentAt  int         // next slot of the ring
 	threshold bool        // the threshold rule has fired
 }
@@ -145,6 +147,27 @@ func (s *source) touchPair(host addrKey, port uint16, proto probe.Proto, maxPair
 		e.saturated = true
 	}
 	return true
+}
+
+// noteFailedHost remembers host as one a first contact to failed: the
+// hosts the scan itself aimed at, not those of the source's ordinary
+// traffic before it (where to look for the process behind an outbound
+// scan).
+func (s *source) noteFailedHost(host addrKey) {
+	e := s.ext
+	if e == nil {
+		return // one host only: host0
+	}
+	if n := len(e.failedTo); n > 0 && e.failedTo[n-1] == host {
+		return
+	}
+	e.failedTo = slices.DeleteFunc(e.failedTo, func(h addrKey) bool { return h == host })
+	if len(e.failedTo) == displayHosts { // shift in place: no allocation once full
+		copy(e.failedTo, e.failedTo[1:])
+		e.failedTo[displayHosts-1] = host
+		return
+	}
+	e.failedTo = append(e.failedTo, host)
 }
 
 // grow moves the inline pairs into the extended record.

@@ -80,6 +80,7 @@ type JSONEvidence struct {
 	Targets      []string       `json:"targets,omitempty"`
 	OpenPorts    []string       `json:"open_ports,omitempty"`
 	FailedPorts  []string       `json:"failed_ports,omitempty"`
+	FailedHosts  []string       `json:"failed_hosts,omitempty"`
 	ProbeTypes   map[string]int `json:"probe_types,omitempty"`
 	Outcomes     map[string]int `json:"outcomes,omitempty"`
 	Fingerprints map[string]int `json:"fingerprints,omitempty"`
@@ -141,6 +142,7 @@ func ToJSON(f *detect.Finding) JSONFinding {
 		Targets:      strs(e.Targets),
 		OpenPorts:    ports(e.OpenPorts),
 		FailedPorts:  ports(e.FailedPorts),
+		FailedHosts:  strs(e.FailedHosts),
 		Outcomes:     e.Outcomes,
 		Fingerprints: e.Fingerprints,
 		Score:        e.Score,
