@@ -114,7 +114,10 @@ func (h *Host) Gateways() []netip.Addr { return slices.Clone(h.net.Load().gatewa
 func (h *Host) Nameservers() []netip.Addr { return slices.Clone(h.dns.Load().list) }
 
 // SSHPeers returns the peers of established SSH sessions, sorted.
-func (h *Host) SSHPeers() []netip.Addr { return slices.Clone(h.ssh.Load().list) }
+func (h *Host) SSHPeers() []netip.Addr {
+	h.refreshSSH(time.Now().Add(-h.opts.RefreshInterval)) // unless listed within the interval
+	return slices.Clone(h.ssh.Load().list)
+}
 
 // SSHPorts returns the local ports treated as SSH: configured and found.
 func (h *Host) SSHPorts() []uint16 { return slices.Clone(h.sock.Load().sshPorts) }

@@ -163,15 +163,16 @@ func normalize(as []netip.Addr) []netip.Addr {
 	return slices.Compact(out)
 }
 
-// Refresh lists listening sockets and SSH sessions now and re-reads the
-// resolver files if they changed. The loop does this every
-// RefreshInterval; call it to see a change at once.
+// Refresh lists listening sockets now and re-reads the resolver files if
+// they changed. The loop does this every RefreshInterval; call it to see a
+// change at once. SSH sessions are listed on demand instead (GuardNow,
+// SSHPeers): finding them means walking every TCP socket of the host —
+// 100 000 TIME_WAIT sockets on a busy one — which is half the daemon's
+// CPU if done every RefreshInterval, and a decision needs them fresh
+// anyway.
 func (h *Host) Refresh() error {
 	var errs []error
 	if err := h.refreshListeners(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := h.refreshSSH(time.Now()); err != nil {
 		errs = append(errs, err)
 	}
 	if err := h.refreshDNS(); err != nil {
