@@ -48,7 +48,7 @@ var (
 )
 
 // binary builds scanwarden once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "swd-bin-")

@@ -79,22 +79,7 @@ func benchBinary(b *testing.B) string {
 	if bin := os.Getenv("SWD_BENCH_BIN"); bin != "" {
 		return bin
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "swd-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "scanwarden")
-		out, err := exec.Command("go", "build", "-o", builtBin, "../../cmd/scanwarden").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
-	return builtBin
+	return binary(b)
 }
 
 func newBenchLab(b *testing.B) *benchLab {
