@@ -232,6 +232,7 @@ func (n *natPart) dump(ctx context.Context) {
 	}
 	n.mu.Lock()
 	n.dumps++
+	n.problem = "" // the table is whole again
 	n.mu.Unlock()
 }
 
