@@ -45,6 +45,9 @@ func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, nftEnf *
 				log.Warn("outbound.ebpf auto: connect() calls cannot be traced; processes are named from their sockets only, and a scan of closed ports may go unnamed", "err", err)
 				w = nil
 			} else {
+				if how, why := w.Attach(); why != nil {
+					log.Info("outbound.ebpf: kernel BTF not usable; tracing connects on the classic tracepoint, which costs more per TCP state change", "attached", how, "why", why)
+				}
 				parts.More = append(parts.More, watchPart{w})
 				closeAll = func() { w.Close() }
 			}
@@ -147,13 +150,14 @@ func (p watchPart) Run(ctx context.Context, _ func(*probe.Probe)) error { return
 
 func (p watchPart) Status() api.Part {
 	st := p.w.Stats()
+	how, _ := p.w.Attach()
 	pr := ""
 	if st.Lost > 0 {
 		pr = fmt.Sprintf("%d connect records lost (ring buffer full)", st.Lost)
 	}
 	return api.Part{
 		Name:    "ebpf connects",
-		Summary: fmt.Sprintf("%d connect() calls recorded, %d kept", st.Read, st.Live),
+		Summary: fmt.Sprintf("%d connect() calls recorded, %d kept (%s)", st.Read, st.Live, how),
 		Counts:  map[string]uint64{"read": st.Read, "lost": st.Lost, "malformed": st.Malformed, "indexed": st.Indexed, "evicted": st.Evicted},
 		Problem: pr,
 	}

@@ -12,8 +12,8 @@
 //
 // # What it records
 //
-// A BPF program on the stable tracepoint sock/inet_sock_set_state runs
-// whenever a socket changes TCP state. It keeps the transitions of TCP
+// A BPF program on the tracepoint sock/inet_sock_set_state runs whenever
+// a socket changes TCP state. It keeps the transitions of TCP
 // sockets to SYN_SENT, which the kernel makes in tcp_v4_connect and
 // tcp_v6_connect in the context of the task calling connect(), and writes
 // one fixed 96-byte record to a BPF ring buffer: boot-clock time, thread
@@ -21,9 +21,21 @@
 // comm, family, local and remote address and the remote port. The local
 // port is not recorded: it is hashed just after this transition and is
 // usually still 0. The program is assembled at run time with
-// github.com/cilium/ebpf/asm (no clang) using the field offsets the kernel
-// publishes in the tracepoint's format file, so a kernel that moves a field
-// is followed rather than misread.
+// github.com/cilium/ebpf/asm (no clang), so a kernel that moves a field is
+// followed rather than misread:
+//
+//   - Where the kernel has BTF (/sys/kernel/btf/vmlinux, Debian and most
+//     distributions since 2021), on the raw tracepoint: the program gets
+//     the socket and the new state as the kernel passes them, returns at
+//     once for the four or so other state changes of every connection,
+//     and reads the socket's fields (offsets from BTF) with
+//     bpf_probe_read_kernel. The classic tracepoint makes the kernel copy
+//     twelve fields into a perf record for every change before the program
+//     can look at the state (raw.go).
+//   - Otherwise on the classic tracepoint, using the field offsets the
+//     kernel publishes in the tracepoint's format file.
+//
+// Watcher.Attach says which.
 //
 // The program does not wake the reader for each record (that wakeup more
 // than doubled the cost of a refused connect() on a 2-core VM); Run polls
@@ -40,11 +52,11 @@
 //
 // # Requirements
 //
-//   - Root, or CAP_BPF with CAP_PERFMON (kernel 5.8+) plus read access to
-//     tracefs. Without them Open fails with an error wrapping
+//   - Root, or CAP_BPF with CAP_PERFMON (kernel 5.8+), plus read access to
+//     tracefs where the classic tracepoint is used. Without them Open fails with an error wrapping
 //     ErrUnsupported that says what is missing.
 //   - Linux 5.8 or later: BPF ring buffers and bpf_ktime_get_boot_ns.
-//   - tracefs, at /sys/kernel/tracing or /sys/kernel/debug/tracing. If
+//   - Kernel BTF for the raw tracepoint; or else tracefs, at /sys/kernel/tracing or /sys/kernel/debug/tracing. If
 //     neither is mounted and the process runs as root, Open mounts tracefs
 //     at /sys/kernel/tracing (mount -t tracefs nodev /sys/kernel/tracing)
 //     and leaves it mounted; systemd normally mounts it at boot.

@@ -33,14 +33,14 @@ type index struct {
 	ring  []slot // grows to max; slot of sequence number s is ring[s%max]
 	next  uint64 // sequence number of the next connect
 	count int    // live entries: sequence numbers next-count .. next-1
-	byDst map[netip.Addr]*seqQueue
+	byDst map[addrKey]*seqQueue
 
 	indexed, evicted uint64
 }
 
 type slot struct {
 	seq  uint64
-	conn Conn
+	conn rawConn
 }
 
 // seqQueue is a FIFO of sequence numbers, oldest at head.
@@ -50,12 +50,12 @@ type seqQueue struct {
 }
 
 func newIndex(max int, maxAge time.Duration, now func() time.Time) *index {
-	return &index{max: max, maxAge: maxAge, now: now, byDst: map[netip.Addr]*seqQueue{}}
+	return &index{max: max, maxAge: maxAge, now: now, byDst: map[addrKey]*seqQueue{}}
 }
 
 // add indexes c, evicting the oldest entries to stay within max and maxAge.
-func (x *index) add(c Conn) {
-	key := c.Dst.Addr()
+func (x *index) add(c *rawConn) {
+	key := c.dst
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.expire(x.now().Add(-x.maxAge))
@@ -67,9 +67,9 @@ func (x *index) add(c Conn) {
 	x.count++
 	x.indexed++
 	if i := int(seq % uint64(x.max)); i < len(x.ring) {
-		x.ring[i] = slot{seq, c}
+		x.ring[i] = slot{seq, *c}
 	} else {
-		x.ring = append(x.ring, slot{seq, c})
+		x.ring = append(x.ring, slot{seq, *c})
 	}
 	q := x.byDst[key]
 	if q == nil {
@@ -81,7 +81,8 @@ func (x *index) add(c Conn) {
 
 // expire evicts entries older than cutoff, oldest first.
 func (x *index) expire(cutoff time.Time) {
-	for x.count > 0 && x.ring[(x.next-uint64(x.count))%uint64(x.max)].conn.Time.Before(cutoff) {
+	ns := cutoff.UnixNano()
+	for x.count > 0 && x.ring[(x.next-uint64(x.count))%uint64(x.max)].conn.ns < ns {
 		x.evictOldest()
 	}
 }
@@ -89,7 +90,7 @@ func (x *index) expire(cutoff time.Time) {
 func (x *index) evictOldest() {
 	seq := x.next - uint64(x.count)
 	s := &x.ring[seq%uint64(x.max)]
-	key := s.conn.Dst.Addr()
+	key := s.conn.dst
 	if q := x.byDst[key]; q != nil && q.head < len(q.seqs) && q.seqs[q.head] == seq {
 		q.head++
 		switch {
@@ -113,33 +114,35 @@ func (x *index) evictOldest() {
 func (x *index) lookup(src netip.Addr, dsts []netip.Addr, since time.Time) []Conn {
 	src = src.WithZone("").Unmap()
 	anySrc := !src.IsValid() || src.IsUnspecified()
+	srcKey := keyOf(src)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if cutoff := x.now().Add(-x.maxAge); since.Before(cutoff) {
 		since = cutoff
 	}
 	var out []Conn
-	seen := make(map[netip.Addr]bool, len(dsts))
+	seen := make(map[addrKey]bool, len(dsts))
+	sinceNs, stopNs := since.UnixNano(), since.Add(-reorderSlack).UnixNano()
 	for _, d := range dsts {
-		d = d.WithZone("").Unmap()
-		if seen[d] {
+		k := keyOf(d)
+		if seen[k] {
 			continue
 		}
-		seen[d] = true
-		q := x.byDst[d]
+		seen[k] = true
+		q := x.byDst[k]
 		if q == nil {
 			continue
 		}
 		found := 0
 		for i := len(q.seqs) - 1; i >= q.head && found < MaxLookup; i-- {
 			c := &x.ring[q.seqs[i]%uint64(x.max)].conn
-			if c.Time.Before(since.Add(-reorderSlack)) {
+			if c.ns < stopNs {
 				break
 			}
-			if c.Time.Before(since) || !(anySrc || c.Src == src || !c.Src.IsValid() || c.Src.IsUnspecified()) {
+			if c.ns < sinceNs || !(anySrc || c.src == srcKey || c.src.addr().IsUnspecified()) {
 				continue
 			}
-			out = append(out, *c)
+			out = append(out, c.conn())
 			found++
 		}
 	}
@@ -172,7 +175,7 @@ func (x *index) check() []string {
 		queued += len(q.seqs) - q.head
 		for _, s := range q.seqs[q.head:] {
 			e := x.ring[s%uint64(x.max)]
-			if e.seq != s || e.conn.Dst.Addr() != d || s < x.next-uint64(x.count) {
+			if e.seq != s || e.conn.dst != d || s < x.next-uint64(x.count) {
 				bad = append(bad, "queue holds a stale entry")
 				break
 			}

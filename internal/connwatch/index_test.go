@@ -27,9 +27,10 @@ func (c *fakeClock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func conn(clk *fakeClock, pid int, src, dst string, port uint16) Conn {
-	return Conn{Time: clk.now(), PID: pid, Src: netip.MustParseAddr(src),
-		Dst: netip.AddrPortFrom(netip.MustParseAddr(dst), port)}
+func conn(clk *fakeClock, pid int, src, dst string, port uint16) *rawConn {
+	rc := rawOf(Conn{Time: clk.now(), PID: pid, Src: netip.MustParseAddr(src),
+		Dst: netip.AddrPortFrom(netip.MustParseAddr(dst), port)})
+	return &rc
 }
 
 func checkIndex(t *testing.T, x *index) {

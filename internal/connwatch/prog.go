@@ -101,10 +101,27 @@ func program(f format, ring, drops int) asm.Instructions {
 	ins = append(ins, load(asm.R2, f["newstate"])...)
 	ins = append(ins, asm.JNE.Imm(asm.R2, tcpSynSent, "exit"))
 
+	ins = append(ins, fillFromHelpers()...)
+	ins = append(ins, load(asm.R2, f["family"])...)
+	ins = append(ins, asm.StoreMem(asm.RFP, stackRec+recFamily, asm.R2, asm.Half))
+	ins = append(ins, load(asm.R2, f["dport"])...)
+	ins = append(ins, asm.StoreMem(asm.RFP, stackRec+recDport, asm.R2, asm.Half))
+	ins = append(ins, copyBytes(asm.R6, recSaddr4, f["saddr"])...)
+	ins = append(ins, copyBytes(asm.R6, recDaddr4, f["daddr"])...)
+	ins = append(ins, copyBytes(asm.R6, recSaddr6, f["saddr_v6"])...)
+	ins = append(ins, copyBytes(asm.R6, recDaddr6, f["daddr_v6"])...)
+	return append(ins, output(ring, drops)...)
+}
+
+// fillFromHelpers zeroes the record on the stack, sets its magic, and
+// fills in what helpers give: time, process, user, cgroup, comm. It keeps
+// R6 and R7.
+func fillFromHelpers() asm.Instructions {
 	// The verifier wants the whole record written before a helper reads it.
-	ins = append(ins, asm.Mov.Imm(asm.R7, 0))
+	var ins asm.Instructions
+	ins = append(ins, asm.Mov.Imm(asm.R2, 0))
 	for off := 0; off < recordSize; off += 8 {
-		ins = append(ins, asm.StoreMem(asm.RFP, int16(stackRec+off), asm.R7, asm.DWord))
+		ins = append(ins, asm.StoreMem(asm.RFP, int16(stackRec+off), asm.R2, asm.DWord))
 	}
 	ins = append(ins, asm.StoreImm(asm.RFP, stackRec+recMagic, magic, asm.Word))
 	for _, h := range []struct {
@@ -118,22 +135,19 @@ func program(f format, ring, drops int) asm.Instructions {
 	} {
 		ins = append(ins, h.fn.Call(), asm.StoreMem(asm.RFP, stackRec+h.off, asm.R0, asm.DWord))
 	}
-	ins = append(ins,
+	return append(ins,
 		asm.Mov.Reg(asm.R1, asm.RFP),
 		asm.Add.Imm(asm.R1, stackRec+recComm),
 		asm.Mov.Imm(asm.R2, commLen),
 		asm.FnGetCurrentComm.Call(),
 	)
-	ins = append(ins, load(asm.R2, f["family"])...)
-	ins = append(ins, asm.StoreMem(asm.RFP, stackRec+recFamily, asm.R2, asm.Half))
-	ins = append(ins, load(asm.R2, f["dport"])...)
-	ins = append(ins, asm.StoreMem(asm.RFP, stackRec+recDport, asm.R2, asm.Half))
-	ins = append(ins, copyBytes(recSaddr4, f["saddr"])...)
-	ins = append(ins, copyBytes(recDaddr4, f["daddr"])...)
-	ins = append(ins, copyBytes(recSaddr6, f["saddr_v6"])...)
-	ins = append(ins, copyBytes(recDaddr6, f["daddr_v6"])...)
+}
 
-	ins = append(ins,
+// output writes the record to the ring, waking the reader only when the
+// ring is filling up, counts a record the ring had no room for, and
+// returns 0. It ends with the "exit" label the programs jump to.
+func output(ring, drops int) asm.Instructions {
+	return asm.Instructions{
 		asm.LoadMapPtr(asm.R1, ring),
 		asm.Mov.Imm(asm.R2, bpfRBAvailData),
 		asm.FnRingbufQuery.Call(),
@@ -159,8 +173,7 @@ func program(f format, ring, drops int) asm.Instructions {
 
 		asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"),
 		asm.Return(),
-	)
-	return ins
+	}
 }
 
 // load reads an integer field of the context into dst, zero-extended.
@@ -168,9 +181,10 @@ func load(dst asm.Register, fl field) asm.Instructions {
 	return asm.Instructions{asm.LoadMem(dst, asm.R6, int16(fl.Offset), sizeOf(fl.Size))}
 }
 
-// copyBytes copies a byte-array field of the context into the record at
-// recOff, in the widest loads its offset's alignment allows.
-func copyBytes(recOff int, fl field) asm.Instructions {
+// copyBytes copies a byte-array field at fl.Offset from base (the context
+// in R6, or the stack) into the record at recOff, in the widest loads its
+// offset's alignment allows.
+func copyBytes(base asm.Register, recOff int, fl field) asm.Instructions {
 	var ins asm.Instructions
 	for done := 0; done < fl.Size; {
 		n := 8
@@ -178,7 +192,7 @@ func copyBytes(recOff int, fl field) asm.Instructions {
 			n /= 2
 		}
 		ins = append(ins,
-			asm.LoadMem(asm.R2, asm.R6, int16(fl.Offset+done), sizeOf(n)),
+			asm.LoadMem(asm.R2, base, int16(fl.Offset+done), sizeOf(n)),
 			asm.StoreMem(asm.RFP, int16(stackRec+recOff+done), asm.R2, sizeOf(n)),
 		)
 		done += n

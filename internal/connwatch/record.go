@@ -44,42 +44,96 @@ var (
 	errTime       = errors.New("record timestamp out of range")
 )
 
+// rawConn is a connect as the index keeps it: fixed-size, no pointers
+// (the index holds 65 536 of them; the garbage collector need not look
+// inside), the comm as the kernel gave it. Conn is made from it on lookup.
+type rawConn struct {
+	ns       int64 // wall clock, Unix nanoseconds
+	pidTgid  uint64
+	uidGid   uint64
+	cgroup   uint64
+	src, dst addrKey
+	port     uint16
+	comm     [commLen]byte
+}
+
+// addrKey is an address as 16 bytes, IPv4 (and IPv4-mapped IPv6) in its
+// mapped form: comparable and hashable without netip.Addr's zone pointer.
+type addrKey [16]byte
+
+func keyOf(a netip.Addr) addrKey { return a.WithZone("").Unmap().As16() }
+
+func (k addrKey) addr() netip.Addr { return netip.AddrFrom16(k).Unmap() }
+
+// conn is the Conn rc records.
+func (rc *rawConn) conn() Conn {
+	return Conn{
+		Time:     time.Unix(0, rc.ns),
+		PID:      int(rc.pidTgid >> 32),
+		TID:      int(uint32(rc.pidTgid)),
+		UID:      uint32(rc.uidGid),
+		GID:      uint32(rc.uidGid >> 32),
+		CgroupID: rc.cgroup,
+		Comm:     escapeComm(rc.comm[:]),
+		Src:      rc.src.addr(),
+		Dst:      netip.AddrPortFrom(rc.dst.addr(), rc.port),
+	}
+}
+
+// rawOf is the inverse of conn, for tests that index Conns.
+func rawOf(c Conn) rawConn {
+	rc := rawConn{
+		ns: c.Time.UnixNano(), pidTgid: uint64(c.PID)<<32 | uint64(uint32(c.TID)),
+		uidGid: uint64(c.GID)<<32 | uint64(c.UID), cgroup: c.CgroupID,
+		src: keyOf(c.Src), dst: keyOf(c.Dst.Addr()), port: c.Dst.Port(),
+	}
+	copy(rc.comm[:], c.Comm)
+	return rc
+}
+
 // decodeRecord decodes one ring buffer record. boot is the wall-clock time
 // at which the boot clock read zero.
 func decodeRecord(b []byte, boot time.Time) (Conn, error) {
+	rc, err := decodeRaw(b, boot.UnixNano())
+	if err != nil {
+		return Conn{}, err
+	}
+	return rc.conn(), nil
+}
+
+// decodeRaw decodes one ring buffer record without allocating. boot is
+// the Unix time in nanoseconds at which the boot clock read zero.
+func decodeRaw(b []byte, boot int64) (rawConn, error) {
 	if len(b) != recordSize {
-		return Conn{}, fmt.Errorf("%w: %d", errRecordSize, len(b))
+		return rawConn{}, fmt.Errorf("%w: %d", errRecordSize, len(b))
 	}
 	ne := binary.NativeEndian
 	if ne.Uint32(b[recMagic:]) != magic {
-		return Conn{}, errMagic
+		return rawConn{}, errMagic
 	}
 	ns := ne.Uint64(b[recTime:])
 	if ns > 1<<62 {
-		return Conn{}, errTime
+		return rawConn{}, errTime
 	}
-	pidTgid, uidGid := ne.Uint64(b[recPidTgid:]), ne.Uint64(b[recUidGid:])
-	c := Conn{
-		Time:     boot.Add(time.Duration(ns)),
-		PID:      int(pidTgid >> 32),
-		TID:      int(uint32(pidTgid)),
-		UID:      uint32(uidGid),
-		GID:      uint32(uidGid >> 32),
-		CgroupID: ne.Uint64(b[recCgroup:]),
-		Comm:     escapeComm(b[recComm : recComm+commLen]),
+	rc := rawConn{
+		ns:      boot + int64(ns),
+		pidTgid: ne.Uint64(b[recPidTgid:]),
+		uidGid:  ne.Uint64(b[recUidGid:]),
+		cgroup:  ne.Uint64(b[recCgroup:]),
+		port:    ne.Uint16(b[recDport:]),
+		comm:    [commLen]byte(b[recComm:]),
 	}
-	port := ne.Uint16(b[recDport:])
 	switch ne.Uint16(b[recFamily:]) {
 	case afInet:
-		c.Src = netip.AddrFrom4([4]byte(b[recSaddr4:]))
-		c.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[recDaddr4:])), port)
+		rc.src = keyOf(netip.AddrFrom4([4]byte(b[recSaddr4:])))
+		rc.dst = keyOf(netip.AddrFrom4([4]byte(b[recDaddr4:])))
 	case afInet6:
-		c.Src = netip.AddrFrom16([16]byte(b[recSaddr6:])).Unmap()
-		c.Dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[recDaddr6:])).Unmap(), port)
+		rc.src = keyOf(netip.AddrFrom16([16]byte(b[recSaddr6:])))
+		rc.dst = keyOf(netip.AddrFrom16([16]byte(b[recDaddr6:])))
 	default:
-		return Conn{}, errFamily
+		return rawConn{}, errFamily
 	}
-	return c, nil
+	return rc, nil
 }
 
 // escapeComm returns a task comm up to its first NUL, with backslashes,

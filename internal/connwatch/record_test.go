@@ -99,6 +99,11 @@ func TestDecodeRecord(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Times compare as instants (Conn.Time is in the local zone).
+			if !got.Time.Equal(tc.want.Time) {
+				t.Errorf("time %v, want %v", got.Time, tc.want.Time)
+			}
+			got.Time = tc.want.Time
 			if got != tc.want {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
@@ -167,5 +172,28 @@ func BenchmarkDecodeRecord(b *testing.B) {
 		if _, err := decodeRecord(rec, boot); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkIndexRecord is what Run does per connect: decode a record and
+// add it to a full index (evicting the oldest), with connects spread over
+// 256 destinations as a busy client's are.
+func BenchmarkIndexRecord(b *testing.B) {
+	recs := make([][]byte, 256)
+	for i := range recs {
+		recs[i] = raw{ns: 1e9, tgid: 1, tid: 2, comm: "curl", family: afInet, dport: uint16(8000 + i%16),
+			saddr: netip.MustParseAddr("10.88.0.2"), daddr: netip.AddrFrom4([4]byte{10, 88, 0, byte(10 + i/16)})}.record()
+	}
+	x := newIndex(DefaultMaxConns, DefaultMaxAge, func() time.Time { return boot })
+	bootNs := boot.UnixNano()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c, err := decodeRaw(recs[i%len(recs)], bootNs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x.add(&c)
+		i++
 	}
 }

@@ -46,6 +46,10 @@ type Options struct {
 	// config/default.yaml), so a report made at the end of a slow scan
 	// still finds its first connects.
 	MaxAge time.Duration
+
+	// classic uses the classic tracepoint even where the raw one works
+	// (tests of both).
+	classic bool
 }
 
 // Defaults for Options.
@@ -93,6 +97,8 @@ type Watcher struct {
 	lostAtClose     atomic.Uint64
 	closeOnce       sync.Once
 	closeErr        error
+	attach          string // see Attach
+	rawErr          error
 }
 
 // Open loads the BPF program and attaches it to sock/inet_sock_set_state.
@@ -109,25 +115,19 @@ func Open(opts Options) (*Watcher, error) {
 		opts.MaxAge = DefaultMaxAge
 	}
 	w := &Watcher{idx: newIndex(opts.MaxConns, opts.MaxAge, time.Now)}
-	if err := w.load(); err != nil {
+	if err := w.load(opts.classic); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("connwatch: %w", err)
 	}
 	return w, nil
 }
 
-func (w *Watcher) load() error {
+func (w *Watcher) load(classic bool) error {
 	// Before 5.11 BPF memory counts against RLIMIT_MEMLOCK; after, this is
 	// a no-op. A failure shows up below as EPERM creating the maps.
 	_ = rlimit.RemoveMemlock()
 
-	f, err := readFormat()
-	if err != nil {
-		return err
-	}
-	if err := checkFormat(f); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnsupported, err)
-	}
+	var err error
 	w.ring, err = ebpf.NewMap(&ebpf.MapSpec{Name: "swcw_ring", Type: ebpf.RingBuf, MaxEntries: ringBytes})
 	if err != nil {
 		return bpfErr("creating the ring buffer (needs Linux 5.8)", err)
@@ -135,6 +135,55 @@ func (w *Watcher) load() error {
 	w.drops, err = ebpf.NewMap(&ebpf.MapSpec{Name: "swcw_drops", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 	if err != nil {
 		return bpfErr("creating the drop counter", err)
+	}
+	w.boot, err = bootTime()
+	if err != nil {
+		return err
+	}
+	if w.rd, err = ringbuf.NewReader(w.ring); err != nil {
+		return fmt.Errorf("reading the ring buffer: %w", err)
+	}
+	if !classic {
+		if w.rawErr = w.attachRaw(); w.rawErr == nil {
+			return nil
+		}
+	}
+	return w.attachClassic()
+}
+
+// attachRaw loads the raw tracepoint program and attaches it.
+func (w *Watcher) attachRaw() error {
+	l, err := loadSockLayout()
+	if err != nil {
+		return err
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "swcw_connect_raw",
+		Type:         ebpf.RawTracepoint,
+		Instructions: rawProgram(l, w.ring.FD(), w.drops.FD()),
+		License:      "GPL", // bpf_probe_read_kernel is GPL-only
+	})
+	if err != nil {
+		return fmt.Errorf("loading the raw tracepoint program: %w", err)
+	}
+	tp, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tpName, Program: prog})
+	if err != nil {
+		prog.Close()
+		return fmt.Errorf("attaching to raw tracepoint %s: %w", tpName, err)
+	}
+	w.prog, w.tp, w.attach = prog, tp, "raw_tracepoint/"+tpName
+	return nil
+}
+
+// attachClassic loads the program for the classic tracepoint, whose record
+// layout tracefs describes, and attaches it.
+func (w *Watcher) attachClassic() error {
+	f, err := readFormat()
+	if err != nil {
+		return err
+	}
+	if err := checkFormat(f); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	w.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "swcw_connect",
@@ -146,18 +195,18 @@ func (w *Watcher) load() error {
 	if err != nil {
 		return bpfErr("loading the BPF program", err)
 	}
-	w.boot, err = bootTime()
-	if err != nil {
-		return err
-	}
-	if w.rd, err = ringbuf.NewReader(w.ring); err != nil {
-		return fmt.Errorf("reading the ring buffer: %w", err)
-	}
 	if w.tp, err = link.Tracepoint(tpGroup, tpName, w.prog, nil); err != nil {
 		return bpfErr("attaching to tracepoint "+tpGroup+"/"+tpName, err)
 	}
+	w.attach = "tracepoint/" + tpGroup + "/" + tpName
 	return nil
 }
+
+// Attach says where the program is attached: "raw_tracepoint/…" (the
+// socket read with the kernel's BTF) or "tracepoint/…" (the classic
+// tracepoint, when BTF is missing or the raw program was refused; then
+// the second value says why).
+func (w *Watcher) Attach() (string, error) { return w.attach, w.rawErr }
 
 // bpfErr marks as ErrUnsupported the failures that mean "not here": too
 // old a kernel, or too few privileges.
@@ -196,6 +245,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	// The deadline makes the reader return what is buffered every
 	// pollInterval, when the program has not woken it.
 	var rec ringbuf.Record
+	bootNs := w.boot.UnixNano()
 	w.rd.SetDeadline(time.Now().Add(pollInterval))
 	for {
 		err := w.rd.ReadInto(&rec)
@@ -214,12 +264,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return fmt.Errorf("connwatch: reading the ring buffer: %w", err)
 		}
 		w.read.Add(1)
-		c, err := decodeRecord(rec.RawSample, w.boot)
+		c, err := decodeRaw(rec.RawSample, bootNs)
 		if err != nil {
 			w.malformed.Add(1)
 			continue
 		}
-		w.idx.add(c)
+		w.idx.add(&c)
 	}
 }
 

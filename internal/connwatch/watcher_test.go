@@ -195,9 +195,28 @@ func targets(addr netip.Addr, from, n int) []netip.AddrPort {
 // TestAttributesClosedPortScan runs an unprivileged connect() scan of 50
 // closed ports over IPv4 and 50 over IPv6, every socket refused and closed
 // within microseconds, alongside a root process connecting to some of the
-// same ports; each connect must be attributed to the process that made it.
+// same ports; each connect must be attributed to the process that made it,
+// by the raw tracepoint program and by the classic one alike.
 func TestAttributesClosedPortScan(t *testing.T) {
-	w := startWatcher(t, Options{}, "setpriv")
+	t.Run("raw", func(t *testing.T) {
+		w := startWatcher(t, Options{}, "setpriv")
+		how, why := w.Attach()
+		t.Logf("attached to %s (raw: %v)", how, why)
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err == nil && !strings.HasPrefix(how, "raw_tracepoint/") {
+			t.Errorf("kernel has BTF, yet attached to %s: %v", how, why)
+		}
+		testAttribution(t, w)
+	})
+	t.Run("classic", func(t *testing.T) {
+		w := startWatcher(t, Options{classic: true}, "setpriv")
+		if how, _ := w.Attach(); !strings.HasPrefix(how, "tracepoint/") {
+			t.Errorf("classic Watcher attached to %s", how)
+		}
+		testAttribution(t, w)
+	})
+}
+
+func testAttribution(t *testing.T, w *Watcher) {
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skipf("needs user nobody: %v", err)
