@@ -36,7 +36,7 @@ func encodeTuple(ae *netlink.AttributeEncoder, t Tuple) error {
 }
 
 // buildBody encodes e as a ctnetlink message body, with an unknown
-// attribute (CTA_TIMEOUT) and a CTA_PROTOINFO nest the decoder must skip.
+// attribute (CTA_TIMEOUT) the decoder must skip.
 func buildBody(t testing.TB, e Event) []byte {
 	t.Helper()
 	ae := netlink.NewAttributeEncoder()
@@ -45,14 +45,37 @@ func buildBody(t testing.TB, e Event) []byte {
 	ae.Nested(ctaTupleReply, func(ae *netlink.AttributeEncoder) error { return encodeTuple(ae, e.Reply) })
 	ae.Uint32(ctaStatus, e.Status)
 	ae.Uint32(7, 120) // CTA_TIMEOUT
-	// CTA_PROTOINFO
-	ae.Nested(4, func(ae *netlink.AttributeEncoder) error {
-		ae.Nested(1, func(ae *netlink.AttributeEncoder) error { // CTA_PROTOINFO_TCP
-			ae.Uint8(1, 2) // CTA_PROTOINFO_TCP_STATE: SYN_RECV
+	if e.TCPState != TCPNone {
+		ae.Nested(ctaProtoinfo, func(ae *netlink.AttributeEncoder) error {
+			ae.Nested(ctaProtoinfoTCP, func(ae *netlink.AttributeEncoder) error {
+				ae.Uint8(ctaProtoinfoTCPState, uint8(e.TCPState-1))
+				ae.Uint8(2, 7) // CTA_PROTOINFO_TCP_WSCALE_ORIGINAL, skipped
+				return nil
+			})
 			return nil
 		})
-		return nil
-	})
+	}
+	if e.HaveCounters {
+		for _, c := range []struct {
+			typ uint16
+			c   Counters
+		}{{ctaCountersOrig, e.OrigCounters}, {ctaCountersReply, e.ReplyCounters}} {
+			ae.Nested(c.typ, func(ae *netlink.AttributeEncoder) error {
+				ae.Uint64(ctaCountersPackets, c.c.Packets)
+				ae.Uint64(ctaCountersBytes, c.c.Bytes)
+				return nil
+			})
+		}
+	}
+	if !e.Start.IsZero() {
+		ae.Nested(ctaTimestamp, func(ae *netlink.AttributeEncoder) error {
+			ae.Uint64(ctaTimestampStart, uint64(e.Start.UnixNano()))
+			if !e.Stop.IsZero() {
+				ae.Uint64(ctaTimestampStop, uint64(e.Stop.UnixNano()))
+			}
+			return nil
+		})
+	}
 	ae.Uint32(ctaMark, e.Mark)
 	ae.Uint32(ctaID, e.ID)
 	ae.Uint16(ctaZone, e.Zone)
@@ -76,9 +99,10 @@ func masqueraded() Event {
 			Src: netip.MustParseAddrPort("10.96.1.2:40001"), Dst: netip.MustParseAddrPort("10.96.2.2:22")},
 		Reply: Tuple{Proto: unix.IPPROTO_TCP,
 			Src: netip.MustParseAddrPort("10.96.2.2:22"), Dst: netip.MustParseAddrPort("10.96.2.1:61000")},
-		Status: StatusConfirmed | StatusSrcNAT | 1<<7, // IPS_SRC_NAT_DONE
-		Mark:   0x2a,
-		Zone:   7,
-		ID:     0xdeadbeef,
+		Status:   StatusConfirmed | StatusSrcNAT | 1<<7, // IPS_SRC_NAT_DONE
+		Mark:     0x2a,
+		Zone:     7,
+		ID:       0xdeadbeef,
+		TCPState: TCPSynRecv,
 	}
 }

@@ -75,9 +75,51 @@ type Event struct {
 	Mark        uint32
 	Zone        uint16
 	ID          uint32 // the kernel's id for the entry, to tell reuses of a tuple apart
-	// Time is when the event was read: the kernel stamps events only with
-	// nf_conntrack_timestamp on, and then only the connection's start.
+	// Time is when the event was read.
 	Time time.Time
+
+	// OrigCounters and ReplyCounters are the packets and bytes each way,
+	// with HaveCounters set, when accounting is on (sysctl
+	// net.netfilter.nf_conntrack_acct=1; in DESTROY events and dumps).
+	OrigCounters, ReplyCounters Counters
+	HaveCounters                bool
+	// TCPState is the TCP tracker's state, when the event carries it
+	// (TCPNone otherwise).
+	TCPState TCPState
+	// Start and Stop are the kernel's own stamps of the connection's first
+	// packet and its end, with sysctl net.netfilter.nf_conntrack_timestamp=1
+	// (zero without).
+	Start, Stop time.Time
+}
+
+// Counters are one direction's packets and bytes.
+type Counters struct{ Packets, Bytes uint64 }
+
+// TCPState is conntrack's TCP state plus one, so that the zero value
+// means "not given" (enum tcp_conntrack in linux/netfilter/nf_conntrack_tcp.h).
+type TCPState uint8
+
+// TCP states, as TCPState values.
+const (
+	TCPNone TCPState = iota
+	TCPNoState
+	TCPSynSent
+	TCPSynRecv
+	TCPEstablished
+	TCPFinWait
+	TCPCloseWait
+	TCPLastAck
+	TCPTimeWait
+	TCPClose
+	TCPSynSent2
+)
+
+func (s TCPState) String() string {
+	names := [...]string{"", "NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2"}
+	if int(s) < len(names) {
+		return names[s]
+	}
+	return fmt.Sprintf("state(%d)", s-1)
 }
 
 // NATed reports whether the connection is translated: its reply tuple is

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
+	"time"
 
 	"github.com/mdlayher/netlink"
 )
@@ -20,12 +22,27 @@ const (
 
 	nfgenmsgLen = 4 // struct nfgenmsg: family, version, res_id
 
-	ctaTupleOrig  = 1  // CTA_TUPLE_ORIG
-	ctaTupleReply = 2  // CTA_TUPLE_REPLY
-	ctaStatus     = 3  // CTA_STATUS
-	ctaMark       = 8  // CTA_MARK
-	ctaID         = 12 // CTA_ID
-	ctaZone       = 18 // CTA_ZONE
+	ctaTupleOrig     = 1  // CTA_TUPLE_ORIG
+	ctaTupleReply    = 2  // CTA_TUPLE_REPLY
+	ctaStatus        = 3  // CTA_STATUS
+	ctaProtoinfo     = 4  // CTA_PROTOINFO
+	ctaMark          = 8  // CTA_MARK
+	ctaCountersOrig  = 9  // CTA_COUNTERS_ORIG
+	ctaCountersReply = 10 // CTA_COUNTERS_REPLY
+	ctaID            = 12 // CTA_ID
+	ctaZone          = 18 // CTA_ZONE
+	ctaTimestamp     = 20 // CTA_TIMESTAMP
+
+	ctaCountersPackets   = 1 // CTA_COUNTERS_PACKETS, u64
+	ctaCountersBytes     = 2 // CTA_COUNTERS_BYTES, u64
+	ctaCountersPackets32 = 3 // CTA_COUNTERS32_PACKETS (old kernels)
+	ctaCountersBytes32   = 4 // CTA_COUNTERS32_BYTES
+
+	ctaProtoinfoTCP      = 1 // CTA_PROTOINFO_TCP
+	ctaProtoinfoTCPState = 1 // CTA_PROTOINFO_TCP_STATE, u8
+
+	ctaTimestampStart = 1 // CTA_TIMESTAMP_START, u64 ns, CLOCK_REALTIME
+	ctaTimestampStop  = 2 // CTA_TIMESTAMP_STOP
 
 	ctaTupleIP    = 1 // CTA_TUPLE_IP
 	ctaTupleProto = 2 // CTA_TUPLE_PROTO
@@ -94,6 +111,40 @@ func decode(b []byte, e *Event) error {
 			e.Zone = ad.Uint16()
 		case ctaID:
 			e.ID = ad.Uint32()
+		case ctaCountersOrig:
+			e.HaveCounters = true
+			ad.Nested(countersDecoder(&e.OrigCounters))
+		case ctaCountersReply:
+			e.HaveCounters = true
+			ad.Nested(countersDecoder(&e.ReplyCounters))
+		case ctaProtoinfo:
+			ad.Nested(func(ad *netlink.AttributeDecoder) error {
+				for ad.Next() {
+					if ad.Type() == ctaProtoinfoTCP {
+						ad.Nested(func(ad *netlink.AttributeDecoder) error {
+							for ad.Next() {
+								if ad.Type() == ctaProtoinfoTCPState {
+									e.TCPState = TCPState(ad.Uint8()) + 1
+								}
+							}
+							return nil
+						})
+					}
+				}
+				return nil
+			})
+		case ctaTimestamp:
+			ad.Nested(func(ad *netlink.AttributeDecoder) error {
+				for ad.Next() {
+					switch ad.Type() {
+					case ctaTimestampStart:
+						e.Start = nsTime(ad.Uint64())
+					case ctaTimestampStop:
+						e.Stop = nsTime(ad.Uint64())
+					}
+				}
+				return nil
+			})
 		}
 	}
 	if err := ad.Err(); err != nil {
@@ -106,6 +157,34 @@ func decode(b []byte, e *Event) error {
 		return errors.New("no reply tuple (CTA_TUPLE_REPLY)")
 	}
 	return nil
+}
+
+// countersDecoder returns the function reading a CTA_COUNTERS_* nest.
+func countersDecoder(c *Counters) func(*netlink.AttributeDecoder) error {
+	return func(ad *netlink.AttributeDecoder) error {
+		for ad.Next() {
+			switch ad.Type() {
+			case ctaCountersPackets:
+				c.Packets = ad.Uint64()
+			case ctaCountersBytes:
+				c.Bytes = ad.Uint64()
+			case ctaCountersPackets32:
+				c.Packets = uint64(ad.Uint32())
+			case ctaCountersBytes32:
+				c.Bytes = uint64(ad.Uint32())
+			}
+		}
+		return nil
+	}
+}
+
+// nsTime is a CLOCK_REALTIME nanosecond count as a time; 0 (not set) and
+// values past the year 2262 are the zero time.
+func nsTime(ns uint64) time.Time {
+	if ns == 0 || ns > math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(ns))
 }
 
 // tupleDecoder returns the function reading a CTA_TUPLE_* nest into t.

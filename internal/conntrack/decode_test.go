@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -22,11 +23,19 @@ func TestDecode(t *testing.T) {
 		Reply: Tuple{Proto: unix.IPPROTO_ICMP,
 			Src: netip.MustParseAddrPort("10.0.0.2:0"), Dst: netip.MustParseAddrPort("10.0.0.1:0")},
 	}
+	// A DESTROY with accounting and timestamps on: a connection that got
+	// no answer (3 SYNs, nothing back).
+	ended := masqueraded()
+	ended.TCPState = TCPSynSent
+	ended.HaveCounters = true
+	ended.OrigCounters = Counters{Packets: 3, Bytes: 180}
+	ended.Start = time.Unix(1781000000, 123456789)
+	ended.Stop = time.Unix(1781000007, 5)
 	for _, tc := range []struct {
 		name string
 		in   Event
 		nat  bool
-	}{{"v4 masquerade", masqueraded(), true}, {"v6 masquerade", v6, true}, {"icmp plain", icmp, false}} {
+	}{{"v4 masquerade", masqueraded(), true}, {"v6 masquerade", v6, true}, {"icmp plain", icmp, false}, {"ended", ended, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got Event
 			if err := decode(buildBody(t, tc.in), &got); err != nil {
