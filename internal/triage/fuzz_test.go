@@ -39,14 +39,6 @@ func FuzzRun(f *testing.F) {
 		if res.Lines.Parsed == 0 || res.Lines.Parsed+res.Lines.Ignored+res.Lines.Malformed != res.Lines.Read {
 			t.Fatalf("lines %+v", res.Lines)
 		}
-		var tb, jb bytes.Buffer
-		if err := res.WriteText(&tb); err != nil {
-			t.Fatal(err)
-		}
-		if err := res.WriteJSON(&jb); err != nil {
-			t.Fatal(err)
-		}
-		checkPrintable(t, "text", tb.String())
-		checkPrintable(t, "JSON", jb.String())
+		renderChecked(t, res)
 	})
 }

@@ -225,17 +225,9 @@ func TestNothingRawReachesOutput(t *testing.T) {
 	if res.Lines.Malformed == 0 {
 		t.Errorf("lines %+v", res.Lines)
 	}
-	var tb, jb bytes.Buffer
-	if err := res.WriteText(&tb); err != nil {
-		t.Fatal(err)
-	}
-	if err := res.WriteJSON(&jb); err != nil {
-		t.Fatal(err)
-	}
-	checkPrintable(t, "text", tb.String())
-	checkPrintable(t, "JSON", jb.String())
-	if !strings.Contains(tb.String(), `\x1b[2J`) {
-		t.Errorf("the escape is not shown escaped:\n%s", tb.String())
+	tb := renderChecked(t, res)
+	if !strings.Contains(tb, `\x1b[2J`) {
+		t.Errorf("the escape is not shown escaped:\n%s", tb)
 	}
 }
 
@@ -293,4 +285,20 @@ func (cleanLog) Conns(_ context.Context, q Query) ([]Conn, error) {
 		Outside: netip.AddrPortFrom(q.Src, q.SrcPort), Dst: netip.AddrPortFrom(q.Dst, q.DstPort),
 		Outcome: "established", PID: uint32(q.DstPort % 2), Comm: "c\x1b",
 	}}, nil
+}
+
+// renderChecked writes res as text and as JSON, checks that neither holds
+// a control byte or invalid UTF-8, and returns the text.
+func renderChecked(t *testing.T, res *Result) string {
+	t.Helper()
+	var tb, jb bytes.Buffer
+	if err := res.WriteText(&tb); err != nil {
+		t.Fatal(err)
+	}
+	if err := res.WriteJSON(&jb); err != nil {
+		t.Fatal(err)
+	}
+	checkPrintable(t, "text", tb.String())
+	checkPrintable(t, "JSON", jb.String())
+	return tb.String()
 }
