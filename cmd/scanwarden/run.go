@@ -165,16 +165,11 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return err
 	}
 	lp.attach(&parts)
-	closeOutbound, watcher, err := addOutbound(cfg, &parts, h, nftEnf, log)
+	closeOutbound, err := addOutbound(cfg, &parts, h, nftEnf, log)
 	if err != nil {
 		return err
 	}
 	defer closeOutbound()
-	closeFlows, err := addFlows(cfg, &parts, h, watcher, log)
-	if err != nil {
-		return err
-	}
-	defer closeFlows()
 	parts.Ready = func() {
 		lp.afterSetup(ctx)
 		sdnotify.SdNotify(false, sdnotify.SdNotifyReady)

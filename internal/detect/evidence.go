@@ -381,18 +381,6 @@ func (d *Detector) sourceOf(a *attempt) *source {
 	return s
 }
 
-// seenSource returns the source of k if seen says the source has contacted
-// k's host and port before, and the source's record is still the one seen.
-func (d *Detector) seenSource(seen *seenPair, k *flowKey) (*source, int32, bool) {
-	if seen.gen == 0 || seen.src != k.src || seen.dst != k.dst || seen.port != k.dport || seen.proto != k.proto {
-		return nil, 0, false
-	}
-	if s := d.slab.at(seen.slot); s.live && s.gen == seen.gen {
-		return s, seen.slot, true
-	}
-	return nil, 0, false
-}
-
 func (d *Detector) lookupSource(k addrKey) *source {
 	if i, ok := d.sources[d.seed.addr(&k)]; ok && d.slab.at(i).addr == k {
 		return d.slab.at(i)

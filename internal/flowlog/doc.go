@@ -15,16 +15,18 @@
 // the same whatever it holds, and never a DELETE.
 //
 // Inside a partition, flows are stored in blocks of up to BlockFlows
-// (1 024): Append buffers BatchFlows (65 536) flows, the writer sorts them
-// by source address and start, cuts them into blocks, encodes each block
-// by columns (runs of equal source; times as deltas; ports as 2 bytes;
-// destination addresses, ports, NAT addresses and names through per-block
-// dictionaries, most frequent first; counters as varints) and compresses
-// it with zstd. See block.go for the exact layout. Each block has a row in
-// an index table (time bounds, source and NAT-source address ranges) and a
-// Bloom filter over its destination addresses and ports; the index, the
-// filters and the data are separate tables, so a query reads the data of
-// only the blocks that may match.
+// (1 024): Append buffers BatchFlows (65 536) flows (the few lasting over
+// five minutes in batches of their own, so that the other blocks span a
+// short time), the writer sorts them by source address and start, cuts
+// them into blocks,
+// encodes each block by columns (runs of equal source; times as deltas;
+// ports as 2 bytes; destination addresses, ports, NAT addresses and names
+// through per-block dictionaries, most frequent first; counters as
+// varints) and compresses it with zstd. See block.go for the exact layout.
+// Each block has a row in an index table (time bounds, source and
+// NAT-source address ranges) and a Bloom filter over its destination
+// addresses and ports; the index, the filters and the data are separate
+// tables, so a query reads the data of only the blocks that may match.
 //
 // Sorting by source is what makes "everything this client did" fast: a
 // client's flows of a batch are in one or two blocks, found by the index's
@@ -50,11 +52,11 @@
 //   - Robustness: a block that does not decode is skipped and counted, and
 //     the Query that met it returns an error wrapping ErrCorrupt after the
 //     results; block decoding checks every length and index (fuzzed:
-//     FuzzDecodeBlock).
-//   - Bounded memory: at most four batches of 65 536 flows (136 bytes each,
-//     ~36 MB) on the write side; Append blocks when the writer is a batch
-//     behind. A query holds a few blocks at a time, plus its matches as the
-//     callback has not yet taken them.
+//     FuzzDecodeBlock, FuzzScanExport).
+//   - Bounded memory: at most six batches of flows (136 bytes each, ~40 MB
+//     at the default BatchFlows) on the write side; Append blocks when the
+//     writer is a batch behind. A query holds a few blocks at a time, plus the matches the
+//     callback has not yet taken.
 //   - Export: a closed partition as one self-describing zstd stream (see
 //     export.go), which ScanExport reads directly and Import turns back into
 //     a partition file.

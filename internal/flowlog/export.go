@@ -18,16 +18,16 @@ import (
 )
 
 // An export is one closed partition as a zstd stream, readable without
-// SQLite or this package's other code. Decompressed:
+// SQLite. Decompressed:
 //
 //	"scanwarden flow log export\n"
 //	uvarint length, then a JSON header (ExportHeader)
-//	per block: uvarint length, the block as stored (a zstd frame, see
-//	           block.go's layout); the blocks hold Flows flows in all
+//	per block: uvarint length, the block as stored (a zstd frame; see
+//	           block.go for its layout); the blocks hold Flows flows in all
 //	uvarint 0, then uvarint the number of blocks, uvarint the number of flows
 //
 // The trailer lets a reader tell a complete export from a cut one; the
-// zstd frame's checksum catches damage. The blocks are copied as they are,
+// zstd frames' checksums catch damage. The blocks are copied as they are,
 // already compressed, so the outer compression mostly saves the framing;
 // the filters are left out (Import rebuilds them from the flows).
 const exportMagic = "scanwarden flow log export\n"
@@ -286,7 +286,7 @@ func ScanExport(r io.Reader, f Filter, fn func(*Flow) error) error {
 // has been read and checked). Blocks are decoded and written afresh, with
 // their filters.
 //
-// Import into a directory a daemon writes only partitions older than its
+// Into a directory a daemon writes, import only partitions older than its
 // newest one.
 func Import(dir string, r io.Reader) (Partition, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -359,6 +359,9 @@ func Import(dir string, r io.Reader) (Partition, error) {
 	}
 	if flows != h.Flows {
 		return Partition{}, fmt.Errorf("flowlog: export is %w: %d flows, header says %d", ErrCorrupt, flows, h.Flows)
+	}
+	if err := addFlows(tx, flows); err != nil {
+		return Partition{}, dbErr(tmp, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return Partition{}, dbErr(tmp, err)

@@ -49,20 +49,46 @@ func collect(t *testing.T, l *Log, f Filter) []Flow {
 	return out
 }
 
-func randFlows(seed uint64, n int, base time.Time) []Flow {
-	r := rand.New(rand.NewPCG(seed, seed+1))
-	fs := make([]Flow, n)
-	for i := range fs {
-		fs[i] = randFlow(r, base.Add(time.Duration(i)*time.Millisecond))
+// matchFlow is Filter's documentation as code: the oracle for norm.match
+// and the block filters.
+func (n *norm) matchFlow(f *Flow) bool {
+	if n.Proto != 0 && f.Proto != n.Proto {
+		return false
 	}
-	return fs
+	if n.Port != 0 && f.Dst.Port() != n.Port && f.NATDst.Port() != n.Port {
+		return false
+	}
+	if n.Src.IsValid() && !n.Src.Contains(f.Src.Addr()) && !n.Src.Contains(f.NATSrc.Addr()) {
+		return false
+	}
+	if n.Dst.IsValid() && !n.Dst.Contains(f.Dst.Addr()) && !n.Dst.Contains(f.NATDst.Addr()) {
+		return false
+	}
+	if !n.Until.IsZero() && f.Start.After(n.Until) {
+		return false
+	}
+	if !n.Since.IsZero() && !f.End.IsZero() && f.End.Before(n.Since) {
+		return false
+	}
+	return true
+}
+
+func filterFlows(flows []Flow, f Filter) []Flow {
+	q, _ := f.norm()
+	var out []Flow
+	for i := range flows {
+		if q.matchFlow(&flows[i]) {
+			out = append(out, flows[i])
+		}
+	}
+	return out
 }
 
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	flows := append(oddFlows(), randFlows(1, 5000, t0)...)
 	l := openLog(t, Options{Dir: dir, BlockFlows: 256, BatchFlows: 2000})
-	// The odd flow ending in 2262 goes by the clock: make it today.
+	// The odd flow ending in 2262 goes by the clock: make it that day.
 	l.now = func() time.Time { return t0 }
 	appendAll(t, l, flows)
 	if err := l.Flush(); err != nil {
@@ -183,13 +209,7 @@ func TestFilterPruning(t *testing.T) {
 			f.Since = pick.Start.Add(-time.Duration(r.Int64N(int64(time.Hour))))
 			f.Until = f.Since.Add(time.Duration(r.Int64N(int64(time.Hour))))
 		}
-		q, _ := f.norm()
-		var want []Flow
-		for j := range flows {
-			if q.matchFlow(&flows[j]) {
-				want = append(want, flows[j])
-			}
-		}
+		want := filterFlows(flows, f)
 		got := collect(t, l, f)
 		if len(got) != len(want) {
 			t.Fatalf("query %d %+v: %d flows, a scan finds %d", i, f, len(got), len(want))
@@ -238,8 +258,8 @@ func TestPartitionsAndExpire(t *testing.T) {
 	sameFlows(t, collect(t, l, Filter{}), flows)
 	// Across the boundary: 23:59:50 to 00:00:10 on the second night.
 	since := midnight.Add(day - 10*time.Second)
-	want := filterFlows(flows, Filter{Since: since, Until: since.Add(20 * time.Second)})
-	sameFlows(t, collect(t, l, Filter{Since: since, Until: since.Add(20 * time.Second)}), want)
+	f := Filter{Since: since, Until: since.Add(20 * time.Second)}
+	sameFlows(t, collect(t, l, f), filterFlows(flows, f))
 
 	// Keep 2 days from 22 June 12:00: the periods ending by 20 June
 	// 12:00 go, which are 17, 18 and 19 June.
@@ -251,9 +271,8 @@ func TestPartitionsAndExpire(t *testing.T) {
 	if len(ps) != 3 || ps[0].Name != "flows-20260620" {
 		t.Fatalf("after Expire: %+v", ps)
 	}
-	rest := filterFlows(flows, Filter{Since: midnight.Add(2 * day)})
 	var kept []Flow
-	for _, f := range rest {
+	for _, f := range flows {
 		if !f.End.Before(midnight.Add(2 * day)) {
 			kept = append(kept, f)
 		}
@@ -271,41 +290,6 @@ func TestPartitionsAndExpire(t *testing.T) {
 	if n, err := lf.Expire(midnight.Add(10000 * day)); n != 0 || err != nil {
 		t.Errorf("Keep < 0 expired %d, %v", n, err)
 	}
-}
-
-// matchFlow is Filter's documentation as code: the oracle for norm.match
-// and the block filters.
-func (n *norm) matchFlow(f *Flow) bool {
-	if n.Proto != 0 && f.Proto != n.Proto {
-		return false
-	}
-	if n.Port != 0 && f.Dst.Port() != n.Port && f.NATDst.Port() != n.Port {
-		return false
-	}
-	if n.Src.IsValid() && !n.Src.Contains(f.Src.Addr()) && !n.Src.Contains(f.NATSrc.Addr()) {
-		return false
-	}
-	if n.Dst.IsValid() && !n.Dst.Contains(f.Dst.Addr()) && !n.Dst.Contains(f.NATDst.Addr()) {
-		return false
-	}
-	if !n.Until.IsZero() && f.Start.After(n.Until) {
-		return false
-	}
-	if !n.Since.IsZero() && !f.End.IsZero() && f.End.Before(n.Since) {
-		return false
-	}
-	return true
-}
-
-func filterFlows(flows []Flow, f Filter) []Flow {
-	q, _ := f.norm()
-	var out []Flow
-	for i := range flows {
-		if q.matchFlow(&flows[i]) {
-			out = append(out, flows[i])
-		}
-	}
-	return out
 }
 
 // TestLateAndFuture: a flow ending before the current partition goes into
@@ -530,6 +514,29 @@ func TestExportImport(t *testing.T) {
 	}
 }
 
+// FuzzScanExport: an export from elsewhere is hostile input; reading it
+// gives flows or an error, never a panic.
+func FuzzScanExport(f *testing.F) {
+	dir := f.TempDir()
+	l, err := Open(Options{Dir: dir, BlockFlows: 16})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, fl := range append(randFlows(1, 40, t0), randFlows(2, 1, t0.Add(24*time.Hour))...) {
+		l.Append(&fl)
+	}
+	l.Flush()
+	var buf bytes.Buffer
+	if err := l.Export("flows-20260618", &buf); err != nil {
+		f.Fatal(err)
+	}
+	l.Close()
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ScanExport(bytes.NewReader(b), Filter{}, func(*Flow) error { return nil })
+	})
+}
+
 // TestCorruptBlock: a damaged block is skipped, the rest is returned, and
 // the error says so.
 func TestCorruptBlock(t *testing.T) {
@@ -592,5 +599,57 @@ func TestOpenWithLeftovers(t *testing.T) {
 	sameFlows(t, collect(t, l2, Filter{}), append(slices.Clone(old), more...))
 	if m, _ := filepath.Glob(filepath.Join(dir, "flows-20260619.db.corrupt-*")); len(m) != 1 {
 		t.Errorf("damaged partition not moved aside: %v", m)
+	}
+}
+
+// TestLongFlowsApart: flows lasting over five minutes (or still open) are
+// in blocks of their own, so that the others' blocks span a short time.
+func TestLongFlowsApart(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, Options{Dir: dir, BlockFlows: 64, BatchFlows: 1024})
+	flows := randFlows(13, 5000, t0) // durations up to an hour, a tenth open
+	appendAll(t, l, flows)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "flows-20260618.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT b.min_start, b.max_end, d.block FROM blocks b JOIN data d ON d.id = b.id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var d decoder
+	blocks, long, n := 0, 0, 0
+	for rows.Next() {
+		var minStart, maxEnd int64
+		var blob []byte
+		if err := rows.Scan(&minStart, &maxEnd, &blob); err != nil {
+			t.Fatal(err)
+		}
+		recs, _, err := d.decode(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := recs[0].long()
+		for _, r := range recs {
+			if r.long() != kind {
+				t.Fatalf("block %d mixes short and long flows", blocks)
+			}
+		}
+		if !kind && maxEnd-minStart > int64(10*time.Minute) {
+			t.Errorf("block %d of short flows spans %v", blocks, time.Duration(maxEnd-minStart))
+		}
+		blocks++
+		n += len(recs)
+		if kind {
+			long++
+		}
+	}
+	if n != len(flows) || long == 0 || long == blocks {
+		t.Errorf("%d flows in %d blocks, %d of long flows", n, blocks, long)
 	}
 }

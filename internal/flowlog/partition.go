@@ -42,6 +42,10 @@ const (
 // it for every block of a day reads a few megabytes, not the blobs; and the
 // filters are apart from the data because a query reads a filter for every
 // block in its time range, but the data only of the blocks that pass.
+//
+// meta holds the period ('start', 'end'), 'created', the block 'format',
+// and 'flows', the count of flows, kept in step by every write so that
+// listing partitions need not add up their blocks.
 const schema = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY NOT NULL) STRICT;
 CREATE TABLE blocks (
@@ -229,7 +233,7 @@ func buildPartFile(path string, start, end int64) error {
 			return err
 		}
 	}
-	_, err = tx.Exec("INSERT INTO meta (key, value) VALUES ('start', ?), ('end', ?), ('created', ?), ('format', ?)",
+	_, err = tx.Exec("INSERT INTO meta (key, value) VALUES ('start', ?), ('end', ?), ('created', ?), ('format', ?), ('flows', 0)",
 		start, end, time.Now().UnixNano(), blockVersion)
 	if err != nil {
 		return err
@@ -281,7 +285,8 @@ type partFile struct {
 	start int64
 }
 
-// dbErr adds the file to an SQLite error and calls out corruption.
+// dbErr adds the file to an SQLite error and calls out corruption. nil
+// stays nil.
 func dbErr(path string, err error) error {
 	if err == nil {
 		return nil

@@ -19,13 +19,12 @@ import (
 // not be there yet (Flush first to see everything).
 //
 // How: partitions whose flows cannot overlap the time range are skipped
-// without being opened (once closed, their bounds are known); in the
-// others, the block index gives the blocks in the time range, and a
-// block's source range and its destination filter discard most blocks
-// that cannot hold a match; the rest are read and every flow is checked
-// exactly. A block that does not decode is skipped: Query goes on and
-// returns an error wrapping ErrCorrupt at the end, so the caller knows
-// the results are incomplete.
+// (once closed, their bounds are known); in the others, the block index
+// gives the blocks in the time range, and a block's source ranges and its
+// destination filter discard most blocks that cannot hold a match; the rest
+// are read and every flow is checked exactly. A block that does not decode
+// is skipped: Query goes on and returns an error wrapping ErrCorrupt at the
+// end, so the caller knows the results are incomplete.
 func (l *Log) Query(ctx context.Context, f Filter, fn func(*Flow) error) error {
 	q, err := f.norm()
 	if err != nil {
@@ -48,7 +47,7 @@ func (l *Log) Query(ctx context.Context, f Filter, fn func(*Flow) error) error {
 		s.dstHash = addrHash(ipOf(q.Dst.Addr()))
 	}
 
-	// The pipeline: this goroutine reads candidate blocks from SQLite in
+	// The pipeline: a goroutine reads candidate blocks from SQLite in
 	// partition order, decoders decode and filter them, and the caller's
 	// goroutine gets the matches (so fn needs no locking).
 	blocks := make(chan []byte, 4)

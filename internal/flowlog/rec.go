@@ -113,9 +113,10 @@ func overlaps(alo, ahi, blo, bhi []byte) bool {
 	return bytes.Compare(alo, bhi) <= 0 && bytes.Compare(blo, ahi) <= 0
 }
 
-// rec is a Flow as the writer buffers it: no pointers (the strings are
-// indexes into its batch's table), so a batch of them costs the garbage
-// collector nothing to scan, and 136 bytes instead of Flow's ~250.
+// rec is a Flow as the writer buffers it and the decoder returns it: no
+// pointers (the strings are indexes into a table beside it), so a batch of
+// them costs the garbage collector nothing to scan, and 136 bytes instead
+// of Flow's ~250.
 type rec struct {
 	start, end           int64 // Unix ns; end unused when open
 	op, ob, rp, rb       uint64
@@ -123,7 +124,7 @@ type rec struct {
 	sport, dport         uint16
 	nsport, ndport       uint16
 	pid, uid             uint32
-	iface, comm          uint16 // indexes into the batch's strings; 0 is ""
+	iface, comm          uint16 // indexes into the string table; 0 is ""
 	proto, outcome       uint8
 	open                 bool
 }
@@ -135,15 +136,6 @@ const openEnd = math.MaxInt64
 func (r *rec) endOrOpen() int64 {
 	if r.open {
 		return openEnd
-	}
-	return r.end
-}
-
-// partKey is the time that decides a flow's partition: when it ended, or
-// for a flow still open when written, when it started.
-func (r *rec) partKey() int64 {
-	if r.open {
-		return r.start
 	}
 	return r.end
 }
@@ -164,6 +156,20 @@ func (r *rec) fill(f *Flow, str func(string) uint16) {
 	}
 	if f.Comm != "" {
 		r.comm = str(f.Comm)
+	}
+}
+
+// flow fills f from r, whose strings index strs.
+func (r *rec) flow(strs []string, f *Flow) {
+	*f = Flow{
+		Start: nanoTime(r.start), Proto: r.proto,
+		Src: netip.AddrPortFrom(r.src.addr(), r.sport), Dst: netip.AddrPortFrom(r.dst.addr(), r.dport),
+		NATSrc: netip.AddrPortFrom(r.nsrc.addr(), r.nsport), NATDst: netip.AddrPortFrom(r.ndst.addr(), r.ndport),
+		Outcome: Outcome(r.outcome), OrigPackets: r.op, OrigBytes: r.ob, ReplyPackets: r.rp, ReplyBytes: r.rb,
+		Iface: strs[r.iface], PID: r.pid, UID: r.uid, Comm: strs[r.comm],
+	}
+	if !r.open {
+		f.End = nanoTime(r.end)
 	}
 }
 

@@ -12,13 +12,15 @@ import (
 )
 
 // How writing works. Append copies a flow into the current batch (a slice
-// of rec, at most BatchFlows). A full batch goes to the writer goroutine,
-// which sorts it by source, cuts it into blocks and commits them in one
-// transaction. So that a flow is on disk within FlushEvery even when
-// batches fill slowly, a timer hands the part of the batch not yet written
-// to the writer as "tail" blocks (sorted among themselves); the batch's
-// final commit deletes its tail blocks in the same transaction as it adds
-// the sorted ones, so a reader sees each flow exactly once.
+// of rec): short flows into one of BatchFlows, long ones (see longFlow)
+// into one of a quarter of that, which fills over many short batches, so
+// that long blocks are few and sorted over a wide range. A full batch goes
+// to the writer goroutine, which sorts it by source, cuts it into blocks
+// and commits them in one transaction. So that a flow is on disk within
+// FlushEvery even when batches fill slowly, a timer hands the part of a
+// batch not yet written to the writer as "tail" blocks; the batch's final
+// commit deletes its tail blocks in the same transaction as it adds the
+// sorted ones, so a reader sees each flow exactly once.
 //
 // A flow goes to the partition of its end time (its start if still open):
 // the newest partition, since flows end in about the order they arrive. A
@@ -29,8 +31,15 @@ import (
 // clock (then it goes by the clock).
 const maxSkew = time.Hour
 
+// Kinds of batch.
+const (
+	shortFlows = 0
+	longFlows  = 1
+)
+
 // batch is the flows sorted together.
 type batch struct {
+	kind   int
 	part   partRef
 	id     int64
 	recs   []rec
@@ -91,19 +100,20 @@ func (l *Log) Append(f *Flow) error {
 		l.st.rejected.Add(1)
 		return err
 	}
-	key := f.Start.UnixNano()
+	start, key := f.Start.UnixNano(), f.Start.UnixNano()
+	kind := longFlows
 	if !f.End.IsZero() {
 		key = f.End.UnixNano()
+		if key-start <= longFlow {
+			kind = shortFlows
+		}
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	b := l.b
-	if b == nil || key >= b.part.end || b.st.full() {
-		b = l.rollLocked(key)
-	}
+	b := l.batchFor(key, kind)
 	if key < b.part.start {
 		l.st.late.Add(1)
 	}
@@ -114,7 +124,7 @@ func (l *Log) Append(f *Flow) error {
 		b.since = time.Now()
 	}
 	if n+1 == cap(b.recs) {
-		l.sealLocked()
+		l.sealLocked(kind)
 	}
 	l.mu.Unlock()
 	l.st.appended.Add(1)
@@ -133,38 +143,49 @@ func (l *Log) Flush() error {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	l.queueTailLocked()
+	l.queueTailsLocked()
 	l.jobs <- job{kind: jobSync, done: done}
 	l.mu.Unlock()
 	<-done
 	return l.takeErr()
 }
 
-// rollLocked hands the current batch to the writer and starts a new one for
-// a flow with partition key key.
-func (l *Log) rollLocked(key int64) *batch {
-	l.sealLocked()
-	ref := l.cur
-	if ref == nil || key >= ref.end {
+// batchFor returns the batch of the kind for a flow with partition key
+// key: the current one if the flow belongs to its partition and it has
+// room, else a new one, rolling over to a new partition if need be.
+func (l *Log) batchFor(key int64, kind int) *batch {
+	b := l.bs[kind]
+	if b != nil && key < b.part.end && !b.st.full() {
+		return b
+	}
+	if l.cur == nil || key >= l.cur.end {
 		if now := l.now().UnixNano(); key > now+int64(maxSkew) {
 			key = now
 		}
-		if ref == nil || key >= ref.end {
-			ref = l.newRef(key, ref)
-			l.cur, l.nextBatch = ref, 1
+		if l.cur == nil || key >= l.cur.end {
+			l.sealLocked(shortFlows)
+			l.sealLocked(longFlows)
+			l.cur, l.nextBatch = l.newRef(key, l.cur), 1
 		}
 	}
-	var b *batch
-	select {
-	case b = <-l.free:
-	default:
-		b = &batch{recs: make([]rec, 0, l.opts.BatchFlows)}
+	if b != nil && b.part.name == l.cur.name && !b.st.full() {
+		return b // a flow from the future, gone by the clock
 	}
-	b.part, b.id = *ref, l.nextBatch
+	l.sealLocked(kind)
+	size := l.opts.BatchFlows
+	if kind == longFlows {
+		size = max(size/4, l.opts.BlockFlows)
+	}
+	select {
+	case b = <-l.free[kind]:
+	default:
+		b = &batch{kind: kind, recs: make([]rec, 0, size)}
+	}
+	b.part, b.id = *l.cur, l.nextBatch
 	l.nextBatch++
 	b.recs, b.queued, b.onDisk = b.recs[:0], 0, 0
 	b.st.reset()
-	l.b = b
+	l.bs[kind] = b
 	return b
 }
 
@@ -179,15 +200,15 @@ func (l *Log) newRef(key int64, prev *partRef) *partRef {
 	return &partRef{name: partName(nanoTime(start)), start: start, end: end}
 }
 
-func (l *Log) sealLocked() {
-	b := l.b
-	l.b = nil
+func (l *Log) sealLocked(kind int) {
+	b := l.bs[kind]
+	l.bs[kind] = nil
 	if b == nil {
 		return
 	}
 	if len(b.recs) == 0 {
 		select {
-		case l.free <- b:
+		case l.free[kind] <- b:
 		default:
 		}
 		return
@@ -195,13 +216,15 @@ func (l *Log) sealLocked() {
 	l.jobs <- job{kind: jobSeal, b: b}
 }
 
-func (l *Log) queueTailLocked() {
-	b := l.b
-	if b == nil || len(b.recs) == b.queued {
-		return
+// queueTailsLocked hands the flows not yet on disk to the writer.
+func (l *Log) queueTailsLocked() {
+	for _, b := range l.bs {
+		if b == nil || len(b.recs) == b.queued {
+			continue
+		}
+		l.jobs <- job{kind: jobTail, b: b, recs: b.recs[b.queued:len(b.recs)], strs: b.st.strs}
+		b.queued = len(b.recs)
 	}
-	l.jobs <- job{kind: jobTail, b: b, recs: b.recs[b.queued:len(b.recs)], strs: b.st.strs}
-	b.queued = len(b.recs)
 }
 
 // send queues a job unless the log is closed.
@@ -245,7 +268,7 @@ func (l *Log) startWriter() {
 	// One batch queued behind the one being written: enough to keep the
 	// writer busy, and the bound on memory (Options.BatchFlows).
 	l.jobs = make(chan job, 1)
-	l.free = make(chan *batch, 1)
+	l.free = [2]chan *batch{make(chan *batch, 1), make(chan *batch, 1)}
 	l.wdone = make(chan struct{})
 	l.stop = make(chan struct{})
 	l.tdone = make(chan struct{})
@@ -267,8 +290,13 @@ func (l *Log) flushTimer() {
 		case <-t.C:
 		}
 		l.mu.Lock()
-		if !l.closed && l.b != nil && len(l.b.recs) > l.b.queued && time.Since(l.b.since) >= l.opts.FlushEvery-tick {
-			l.queueTailLocked()
+		if !l.closed {
+			for _, b := range l.bs {
+				if b != nil && len(b.recs) > b.queued && time.Since(b.since) >= l.opts.FlushEvery-tick {
+					l.queueTailsLocked()
+					break
+				}
+			}
 		}
 		l.mu.Unlock()
 	}
@@ -280,7 +308,8 @@ func (l *Log) stopWriter() error {
 		l.mu.Unlock()
 		return nil
 	}
-	l.sealLocked()
+	l.sealLocked(shortFlows)
+	l.sealLocked(longFlows)
 	l.closed = true
 	close(l.jobs)
 	l.mu.Unlock()
@@ -308,7 +337,7 @@ func (w *writer) run() {
 		case jobSeal:
 			w.seal(j.b)
 			select {
-			case l.free <- j.b:
+			case l.free[j.b.kind] <- j.b:
 			default:
 			}
 		case jobSync:
@@ -353,8 +382,8 @@ func (w *writer) seal(b *batch) {
 	w.l.st.written.Add(int64(len(b.recs) - b.onDisk))
 }
 
-// write commits recs as blocks of batch id: tail blocks, or the
-// batch's final blocks, which replace its tail blocks.
+// write commits recs as blocks of batch id: tail blocks, or the batch's
+// final blocks, which replace its tail blocks.
 func (w *writer) write(ref partRef, id int64, tail bool, recs []rec, strs []string) error {
 	p, err := w.part(ref)
 	if err != nil {
@@ -439,10 +468,7 @@ func (p *wpart) close() error {
 		}
 	}
 	errs = append(errs, p.db.Close())
-	if err := errors.Join(errs...); err != nil {
-		return dbErr(p.path, err)
-	}
-	return nil
+	return dbErr(p.path, errors.Join(errs...))
 }
 
 func (p *wpart) write(enc *encoder, blockFlows int, id int64, tail bool, recs []rec, strs []string) error {
@@ -451,10 +477,16 @@ func (p *wpart) write(enc *encoder, blockFlows int, id int64, tail bool, recs []
 		return dbErr(p.path, err)
 	}
 	defer tx.Rollback()
+	added := int64(len(recs))
 	if !tail {
-		if err := deleteTails(tx, id); err != nil {
+		deleted, err := deleteTails(tx, id)
+		if err != nil {
 			return dbErr(p.path, err)
 		}
+		added -= deleted
+	}
+	if err := addFlows(tx, added); err != nil {
+		return dbErr(p.path, err)
 	}
 	ins := [3]*sql.Stmt{tx.Stmt(p.ins[0]), tx.Stmt(p.ins[1]), tx.Stmt(p.ins[2])}
 	if tail { // unsorted: cut by size only
@@ -471,23 +503,36 @@ func (p *wpart) write(enc *encoder, blockFlows int, id int64, tail bool, recs []
 			return dbErr(p.path, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return dbErr(p.path, err)
-	}
-	return nil
+	return dbErr(p.path, tx.Commit())
 }
 
-func deleteTails(tx *sql.Tx, batch int64) error {
+// deleteTails deletes a batch's tail blocks and returns how many flows
+// they held.
+func deleteTails(tx *sql.Tx, batch int64) (int64, error) {
+	var n int64
+	err := tx.QueryRow("SELECT coalesce(sum(n), 0) FROM blocks WHERE batch = ? AND tail != 0", batch).Scan(&n)
+	if err != nil || n == 0 {
+		return 0, err
+	}
 	for _, q := range []string{
 		"DELETE FROM data WHERE id IN (SELECT id FROM blocks WHERE batch = ? AND tail != 0)",
 		"DELETE FROM filters WHERE id IN (SELECT id FROM blocks WHERE batch = ? AND tail != 0)",
 		"DELETE FROM blocks WHERE batch = ? AND tail != 0",
 	} {
 		if _, err := tx.Exec(q, batch); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return n, nil
+}
+
+// addFlows keeps meta's count of flows.
+func addFlows(tx *sql.Tx, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	_, err := tx.Exec("UPDATE meta SET value = value + ? WHERE key = 'flows'", n)
+	return err
 }
 
 func insertBlock(ins [3]*sql.Stmt, batch int64, tail bool, m blockMeta, block, filter []byte) error {
@@ -621,6 +666,10 @@ func (l *Log) resealTails(ctx context.Context, p *part, enc *encoder) error {
 	return nil
 }
 
+// maxBatchRecover bounds the flows Open re-sorts at once; tails beyond it
+// (possible only if BatchFlows was larger before) stay as they are.
+const maxBatchRecover = 1 << 20
+
 func (l *Log) resealBatch(ctx context.Context, wp *wpart, batch int64, enc *encoder) error {
 	tx, err := wp.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -683,7 +732,3 @@ func (l *Log) resealBatch(ctx context.Context, wp *wpart, batch int64, enc *enco
 	}
 	return dbErr(wp.path, tx.Commit())
 }
-
-// maxBatchRecover bounds the flows Open re-sorts at once; tails beyond it
-// (possible only if BatchFlows was larger before) stay as they are.
-const maxBatchRecover = 1 << 20
