@@ -92,9 +92,6 @@ func peakHeap(f func()) uint64 {
 }
 
 func TestGigabyteReport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("reads 32 MiB")
-	}
 	const gig = 1 << 30
 	for _, tc := range []struct {
 		name string
