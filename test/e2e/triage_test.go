@@ -161,13 +161,22 @@ func TestTriageRegistryCase(t *testing.T) {
 	l.startDaemon()
 	sensor := l.startReporterSensor()
 
-	// 4 attempts: SYN at 0 s and retransmissions at 1 s and 3 s (Linux's
-	// RTO doubling from 1 s), cut short so there are 3, 3, 2 and 2 SYNs.
+	// 4 attempts of 3, 3, 2 and 2 SYNs: each socket's TCP_SYNCNT sets
+	// how many times the kernel retransmits its SYN before connect gives
+	// up.
+	// Kernels with net.ipv4.tcp_syn_linear_timeouts (6.x) add that many
+	// linear retransmissions to TCP_SYNCNT; 0 gives the classic count.
+	if _, err := os.Stat("/proc/sys/net/ipv4/tcp_syn_linear_timeouts"); err == nil {
+		if out, err := l.in(inner, 5*time.Second, "sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=0"); err != nil {
+			t.Fatalf("sysctl: %v\n%s", err, out)
+		}
+	}
 	script := fmt.Sprintf(`
 import socket, time
-for timeout in (3.5, 3.5, 1.5, 1.5):
+for retries in (2, 2, 1, 1):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, retries)
+    s.settimeout(20)
     try:
         s.connect((%q, 6881))
     except OSError:
@@ -175,7 +184,7 @@ for timeout in (3.5, 3.5, 1.5, 1.5):
     s.close()
     time.sleep(0.3)
 `, l.scanIP())
-	if out, err := l.in(inner, 30*time.Second, "python3", "-c", script); err != nil {
+	if out, err := l.in(inner, 90*time.Second, "python3", "-c", script); err != nil {
 		t.Fatalf("client: %v\n%s", err, out)
 	}
 	time.Sleep(500 * time.Millisecond)
