@@ -82,7 +82,7 @@ firewall log or an abuse report: no daemon and no root needed.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newAnalyzeCmd(), newRunCmd(), newStatusCmd(), newListCmd(), newBanCmd(), newUnbanCmd(),
 		newAllowCmd(), newUnallowCmd(), newExplainCmd(), newGrepCmd(), newFindingsCmd(), newConfigCmd(), newFirewallCmd(),
-		newImportCmd())
+		newImportCmd(), newFlowsCmd(), newTriageCmd())
 	return root
 }
 

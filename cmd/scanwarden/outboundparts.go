@@ -27,18 +27,18 @@ import (
 
 // addOutbound builds the parts of outbound watching: attribution, and on a
 // router the conntrack NAT map and the neighbour table.
-func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, nftEnf *nft.Enforcer, log *slog.Logger) (func(), error) {
+func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, nftEnf *nft.Enforcer, log *slog.Logger) (func(), *connwatch.Watcher, error) {
 	o := &cfg.Outbound
 	if !o.Enabled {
 		log.Info("outbound watching off (outbound.enabled: false)")
-		return func() {}, nil
+		return func() {}, nil, nil
 	}
 	if o.Response != "alert" && nftEnf != nil && !cfg.Policy.DryRun {
 		parts.Restrictor = restrictor{nftEnf}
 	}
 	closeAll := func() {}
+	var w *connwatch.Watcher
 	if o.Attribute {
-		var w *connwatch.Watcher
 		if o.EBPF == "auto" {
 			var err error
 			if w, err = connwatch.Open(connwatch.Options{}); err != nil {
@@ -56,21 +56,21 @@ func addOutbound(cfg *config.Config, parts *daemon.Parts, h *host.Host, nftEnf *
 	}
 	parts.Neighbour = neighbourMAC
 	if o.Conntrack == "off" || (o.Conntrack == "auto" && !h.Forwarding()) {
-		return closeAll, nil
+		return closeAll, w, nil
 	}
 	l, err := conntrack.Open(conntrack.Config{})
 	if err != nil {
 		if o.Conntrack == "on" {
 			closeAll()
-			return nil, fmt.Errorf("outbound.conntrack: %w", err)
+			return nil, nil, fmt.Errorf("outbound.conntrack: %w", err)
 		}
 		log.Warn("outbound.conntrack auto: cannot follow conntrack; scans from behind this router's NAT will show its own address", "err", err)
-		return closeAll, nil
+		return closeAll, w, nil
 	}
 	n := &natPart{l: l, t: conntrack.NewTable(0, 0), log: log}
 	parts.NAT = n
 	parts.More = append(parts.More, n)
-	return func() { l.Close(); closeAll() }, nil
+	return func() { l.Close(); closeAll() }, w, nil
 }
 
 // outboundAttribution names the local process behind an outbound finding:

@@ -165,11 +165,16 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		return err
 	}
 	lp.attach(&parts)
-	closeOutbound, err := addOutbound(cfg, &parts, h, nftEnf, log)
+	closeOutbound, watcher, err := addOutbound(cfg, &parts, h, nftEnf, log)
 	if err != nil {
 		return err
 	}
 	defer closeOutbound()
+	closeFlows, err := addFlows(cfg, &parts, h, watcher, log)
+	if err != nil {
+		return err
+	}
+	defer closeFlows()
 	parts.Ready = func() {
 		lp.afterSetup(ctx)
 		sdnotify.SdNotify(false, sdnotify.SdNotifyReady)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -51,6 +52,27 @@ type Config struct {
 	Lists       Lists     `yaml:"lists"`
 	Alerts      Alerts    `yaml:"alerts"`
 	Outbound    Outbound  `yaml:"outbound"`
+	Flows       Flows     `yaml:"flows"`
+}
+
+// Flows configures the connection log: one record per connection
+// conntrack saw end, with its NAT mapping, kept in time partitions.
+type Flows struct {
+	Enabled   string   `yaml:"enabled"` // auto (when forwarding), on, off
+	Dir       string   `yaml:"dir"`     // "" = state_dir/flows
+	Keep      Duration `yaml:"keep"`
+	Partition Duration `yaml:"partition"`
+	// Sysctls lets the daemon turn on conntrack accounting and timestamps
+	// (net.netfilter.nf_conntrack_acct, nf_conntrack_timestamp).
+	Sysctls bool `yaml:"sysctls"`
+}
+
+// FlowsDir is where the connection log lives.
+func (c *Config) FlowsDir() string {
+	if c.Flows.Dir != "" {
+		return c.Flows.Dir
+	}
+	return filepath.Join(c.StateDir, "flows")
 }
 
 // Outbound configures the watch on this host's own connection attempts
@@ -729,6 +751,7 @@ func (c *Config) validate(name string, root *yaml.Node) []error {
 	}
 	errs = append(errs, c.validateIssue5(name, root)...)
 	errs = append(errs, c.validateOutbound(name, root)...)
+	errs = append(errs, c.validateFlows(name, root)...)
 	if c.Store.Retention.D() < time.Hour {
 		bad("store.retention", "must be at least 1h")
 	}
@@ -858,6 +881,28 @@ func (c *Config) validateIssue5(name string, root *yaml.Node) []error {
 	}
 	if w := a.Webhook; w.Enabled && !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
 		bad("alerts.webhook.url", "must be an http(s) URL")
+	}
+	return errs
+}
+
+// validateFlows checks the flows section.
+func (c *Config) validateFlows(name string, root *yaml.Node) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &Error{File: name, Line: lineOf(root, path), Msg: path + ": " + fmt.Sprintf(format, args...)})
+	}
+	f := c.Flows
+	if f.Enabled != "auto" && f.Enabled != "on" && f.Enabled != "off" {
+		bad("flows.enabled", "%q is not auto, on or off", f.Enabled)
+	}
+	if f.Dir != "" && !filepath.IsAbs(f.Dir) {
+		bad("flows.dir", "%q is not an absolute path", f.Dir)
+	}
+	if p := f.Partition.D(); p < time.Hour || p > 7*24*time.Hour || (24*time.Hour)%p != 0 && p%(24*time.Hour) != 0 {
+		bad("flows.partition", "%v: must be between 1h and 7d and divide a day or be whole days", p)
+	}
+	if k := f.Keep.D(); k != 0 && k < f.Partition.D() {
+		bad("flows.keep", "%v is shorter than one partition (%v); 0 keeps everything", k, f.Partition.D())
 	}
 	return errs
 }

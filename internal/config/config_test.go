@@ -20,6 +20,9 @@ func TestDefaultParses(t *testing.T) {
 	if dc := c.DetectConfig(); dc.Validate() != nil {
 		t.Fatal("default detect config invalid")
 	}
+	if f := c.Flows; f.Enabled != "auto" || f.Keep.D() != 180*24*time.Hour || f.Partition.D() != 24*time.Hour || c.FlowsDir() != "/var/lib/scanwarden/flows" {
+		t.Errorf("flows defaults: %+v in %s", f, c.FlowsDir())
+	}
 }
 
 func TestOverlay(t *testing.T) {
@@ -52,6 +55,10 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		{"policy:\n  max_bans_per_minute: 0\n", "my.yaml:2: policy.max_bans_per_minute"},
 		{"detect: [1, 2\n", "my.yaml"},
 		{"policy:\n  allow:\n    - fe80::1%eth0\n", "zones are not allowed"},
+		{"flows:\n  enabled: yes\n", "my.yaml:2: flows.enabled: \"yes\" is not auto, on or off"},
+		{"flows:\n  dir: flows\n", "my.yaml:2: flows.dir: \"flows\" is not an absolute path"},
+		{"flows:\n  partition: 7h\n", "my.yaml:2: flows.partition: 7h0m0s: must be between 1h and 7d"},
+		{"flows:\n  partition: 24h\n  keep: 1h\n", "my.yaml:3: flows.keep: 1h0m0s is shorter than one partition"},
 	} {
 		_, err := Parse([]byte(tc.yaml), "my.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

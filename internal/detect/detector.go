@@ -35,6 +35,7 @@ type Detector struct {
 	sweepAt  int   // next slab slot the idle sweep looks at
 	lastTick int64
 	targets  *targets
+	seen     seenPairs
 
 	stats Stats
 }
@@ -130,46 +131,52 @@ func (d *Detector) Flush() {
 
 func (d *Detector) advance(t int64) {
 	d.now = t
+	d.attempts.unshed()
 	timeout := int64(d.cfg.AnswerTimeout)
 	for dl := d.answerQ.peek(); dl != nil && dl.at <= t; dl = d.answerQ.peek() {
 		e := d.answerQ.pop()
-		if a := d.attempts.get(e.key); a != nil && a.first == e.first && a.st == stPending {
-			d.timedOut(a)
+		if d.attempts.holds(&e, metaPending) {
+			d.timedOut(&d.attempts.slab[e.slot])
 		}
 	}
 	window := int64(d.cfg.RetransmitWindow)
 	for dl := d.expireQ.peek(); dl != nil && dl.at <= t; dl = d.expireQ.peek() {
 		e := d.expireQ.pop()
-		a := d.attempts.get(e.key)
-		if a == nil || a.first != e.first {
+		if !d.attempts.holds(&e, 0) {
 			continue
 		}
-		if a.last+window > t { // still active: look again later
-			d.expireQ.push(deadline{key: e.key, first: e.first, at: a.last + window})
+		if last := d.attempts.info[e.slot].last; last+window > t { // still active: look again later
+			e.at = last + window
+			d.expireQ.push(e)
 			continue
 		}
+		a := &d.attempts.slab[e.slot]
 		if a.st == stPending && a.first+timeout <= t {
 			d.timedOut(a)
 		}
-		d.attempts.del(e.key)
+		d.attempts.remove(e.slot)
 	}
 	for dl := d.settledQ.peek(); dl != nil && dl.at <= t; dl = d.settledQ.peek() {
 		e := d.settledQ.pop()
-		a := d.attempts.get(e.key)
-		if a == nil || a.first != e.first || !a.st.settled() {
+		if !d.attempts.holds(&e, metaSettled) {
 			continue
 		}
-		if a.last+timeout > t {
-			d.settledQ.push(deadline{key: e.key, first: e.first, at: a.last + timeout})
+		if last := d.attempts.info[e.slot].last; last+timeout > t {
+			e.at = last + timeout
+			d.settledQ.push(e)
 			continue
 		}
-		d.attempts.del(e.key)
+		d.attempts.remove(e.slot)
 	}
 	if t-d.lastTick >= int64(time.Second) {
 		d.lastTick = t
 		d.sweep(t)
 		d.targets.expire(t)
-		d.attempts.compact()
+		if moved := d.attempts.compact(); moved != nil {
+			d.answerQ.moved(moved)
+			d.expireQ.moved(moved)
+			d.settledQ.moved(moved)
+		}
 		d.answerQ.shrink()
 		d.expireQ.shrink()
 		d.settledQ.shrink()
@@ -197,14 +204,14 @@ func (d *Detector) tcp(p *probe.Probe, t int64) {
 	k := flowOf(p)
 	switch {
 	case f&probe.RST != 0:
-		d.rst(p, k, t, f)
+		d.rst(p, &k, t, f)
 	case f&probe.SYN != 0 && f&probe.ACK != 0:
-		if a := d.attempts.get(k.flip()); a != nil && a.kind == kindSYN {
+		if _, a := d.attempts.both(&k); a != nil && a.kind == kindSYN {
 			d.stats.Answers++
 			if a.hasISN && p.Known&probe.KnownSeq != 0 && p.Ack != a.isn+1 {
 				return // not an answer to this SYN: a stale or forged SYN/ACK
 			}
-			a.last = t
+			d.attempts.touch(a, t)
 			d.resolve(a, stOpen)
 			return
 		}
@@ -223,8 +230,9 @@ func (d *Detector) tcp(p *probe.Probe, t int64) {
 			d.contact(p, t, kindOddTCP)
 		}
 	default: // ACK set, no SYN or RST: part of a connection, or an ACK/Maimon probe
-		if a := d.attempts.get(k); a != nil {
-			a.last = t
+		fwd, rev := d.attempts.both(&k)
+		if a := fwd; a != nil {
+			d.attempts.touch(a, t)
 			if a.kind == kindSYN && a.st == stOpen && a.handshake == hsNone && f&(probe.PSH|probe.URG) == 0 {
 				// ACK, or FIN/ACK: the source went on with the connection.
 				a.handshake = hsCompleted
@@ -234,8 +242,8 @@ func (d *Detector) tcp(p *probe.Probe, t int64) {
 			}
 			return
 		}
-		if a := d.attempts.get(k.flip()); a != nil {
-			a.last = t
+		if a := rev; a != nil {
+			d.attempts.touch(a, t)
 			if a.kind.candidate() && a.st == stPending {
 				d.resolve(a, stEstablished) // the other side talks back: a live connection
 			}
@@ -255,9 +263,10 @@ func (d *Detector) tcp(p *probe.Probe, t int64) {
 // rst handles a reset: the answer "closed" to an attempt, the initiator
 // tearing down a half-open connection (a SYN scan), or a reset to a probe we
 // did not see.
-func (d *Detector) rst(p *probe.Probe, k flowKey, t int64, f probe.TCPFlags) {
-	if a := d.attempts.get(k.flip()); a != nil {
-		a.last = t
+func (d *Detector) rst(p *probe.Probe, k *flowKey, t int64, f probe.TCPFlags) {
+	fwd, rev := d.attempts.both(k)
+	if a := rev; a != nil {
+		d.attempts.touch(a, t)
 		switch {
 		case a.kind == kindSYN || a.kind == kindFrag:
 			if a.st == stOpen || a.st == stEstablished {
@@ -283,8 +292,8 @@ func (d *Detector) rst(p *probe.Probe, k flowKey, t int64, f probe.TCPFlags) {
 		}
 		return
 	}
-	if a := d.attempts.get(k); a != nil {
-		a.last = t
+	if a := fwd; a != nil {
+		d.attempts.touch(a, t)
 		if a.kind == kindSYN && a.st == stOpen && a.handshake == hsNone {
 			a.handshake = hsHalfOpen
 			if s := d.sourceOf(a); s != nil {
@@ -335,8 +344,8 @@ func (d *Detector) udp(p *probe.Probe, t int64) {
 		return
 	}
 	k := flowOf(p)
-	if a := d.attempts.get(k.flip()); a != nil && a.kind == kindUDP {
-		a.last = t
+	if _, a := d.attempts.both(&k); a != nil && a.kind == kindUDP {
+		d.attempts.touch(a, t)
 		if a.st == stPending || a.st == stUnanswered {
 			d.stats.Answers++
 			d.resolve(a, stOpen)
@@ -360,7 +369,7 @@ func (d *Detector) icmpError(p *probe.Probe, t int64) {
 		d.stats.Ignored++
 		return
 	}
-	a.last = t
+	d.attempts.touch(a, t)
 	if a.st == stPending || (a.st == stUnanswered && a.kind == kindUDP) {
 		d.stats.Answers++
 		d.resolve(a, o)

@@ -20,13 +20,13 @@ const (
 func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	k := flowOf(p)
 	window := int64(d.cfg.RetransmitWindow)
-	a, h := d.attempts.find(&k)
+	a, ref := d.attempts.find(&k)
 	if a != nil {
-		if t-a.last <= window && a.kind == kind && !(kind == kindSYN && a.hasISN && p.Known&probe.KnownSeq != 0 && p.Seq != a.isn) {
+		if t-d.attempts.lastOf(a) <= window && a.kind == kind && !(kind == kindSYN && a.hasISN && p.Known&probe.KnownSeq != 0 && p.Seq != a.isn) {
 			// Same 4-tuple, same ISN where known, within the window: a
 			// retransmission of one attempt, not a new one.
 			a.packets = satAdd16(a.packets)
-			a.last = t
+			d.attempts.touch(a, t)
 			s := d.sourceOf(a)
 			if s != nil {
 				s.packets++
@@ -51,7 +51,7 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	if d.attempts.len() >= d.cfg.MaxAttempts {
 		d.shedAttempt()
 	}
-	a = &attempt{key: k, first: t, last: t, src: -1, packets: 1, kind: kind, dir: p.Direction, tool: -1, bait: p.Bait}
+	a = &attempt{key: k, first: t, src: -1, packets: 1, kind: kind, dir: p.Direction, tool: -1, bait: p.Bait}
 	if p.Known&probe.KnownSeq != 0 {
 		switch {
 		case kind == kindSYN:
@@ -70,10 +70,10 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 		}
 	}
 	if !kind.candidate() {
-		d.begin(a)
+		d.begin(a, t)
 	}
-	pa := d.attempts.put(a, h)
-	d.expireQ.push(deadline{key: k, first: t, at: t + window})
+	pa := d.attempts.put(a, ref) // sets a.slot too: deadlines are read off a
+	d.expireQ.push(d.attempts.deadline(a, t+window))
 	switch {
 	case kind.stealth():
 		d.resolve(pa, stStealth)
@@ -88,21 +88,31 @@ func (d *Detector) contact(p *probe.Probe, t int64, kind contactKind) {
 	case p.Outcome == probe.OutcomeClosed: // a candidate known to be answered by RST
 		d.resolve(pa, stClosed)
 	default:
-		d.answerQ.push(deadline{key: k, first: t, at: t + int64(d.cfg.AnswerTimeout)})
+		d.answerQ.push(d.attempts.deadline(a, t+int64(d.cfg.AnswerTimeout)))
 	}
 }
 
-// begin accounts a new attempt to its source, creating the source record.
-// Candidate probes (bare ACKs) are begun only once an RST proves them.
-func (d *Detector) begin(a *attempt) {
-	s, slot := d.sourceFor(a.key.src, a.first, a.dir)
+// begin accounts a new attempt, whose latest packet came at last, to its
+// source, creating the source record. Candidate probes (bare ACKs) are begun
+// only once an RST proves them.
+func (d *Detector) begin(a *attempt, last int64) {
+	seen := d.seen.entry(&d.seed, &a.key)
+	s, slot, repeat := d.seenSource(seen, &a.key)
+	if !repeat {
+		s, slot = d.sourceFor(a.key.src, a.first, a.dir)
+	}
 	a.src, a.gen = slot, s.gen
 	s.packets += uint32(a.packets)
 	s.attempts++
 	s.changed = true
-	s.last = max(s.last, a.last)
+	s.last = max(s.last, last)
 	d.stats.Attempts++
-	a.first1 = s.touchPair(a.key.dst, a.key.dport, a.key.proto, d.cfg.MaxPairsPerSource)
+	if !repeat {
+		a.first1 = s.touchPair(a.key.dst, a.key.dport, a.key.proto, d.cfg.MaxPairsPerSource)
+		if !a.first1 {
+			*seen = seenPair{src: a.key.src, dst: a.key.dst, slot: slot, gen: s.gen, port: a.key.dport, proto: a.key.proto}
+		}
+	}
 	if a.bait != probe.BaitNone {
 		defer d.baitHit(s, a) // once the attempt is fully accounted
 	}
@@ -135,7 +145,7 @@ func (d *Detector) resolve(a *attempt, st state) {
 	case old == stUnanswered && (st == stClosed || st == stDropped):
 		// A late ICMP error says why there was no answer: still a failure,
 		// only the outcome's name changes.
-		a.st = st
+		d.attempts.setState(a, st)
 		if s := d.sourceOf(a); s != nil && a.first1 {
 			s.outcomes[outUnanswered]--
 			s.outcomes[outcomeIndex(st)]++
@@ -144,15 +154,15 @@ func (d *Detector) resolve(a *attempt, st state) {
 	default:
 		return
 	}
-	a.st = st
+	d.attempts.setState(a, st)
 	if st.settled() {
-		d.settledQ.push(deadline{key: a.key, first: a.first, at: d.now + int64(d.cfg.AnswerTimeout)})
+		d.settledQ.push(d.attempts.deadline(a, d.now+int64(d.cfg.AnswerTimeout)))
 	}
 	if a.src < 0 {
 		if st != stClosed {
 			return // a bare ACK nobody reset: not a probe
 		}
-		d.begin(a)
+		d.begin(a, d.attempts.lastOf(a))
 	}
 	s := d.sourceOf(a)
 	if s == nil {
@@ -345,14 +355,14 @@ func (d *Detector) evaluate(s *source) {
 func (d *Detector) shedAttempt() {
 	for d.expireQ.len() > 0 {
 		e := d.expireQ.pop()
-		a := d.attempts.get(e.key)
-		if a == nil || a.first != e.first {
+		a := d.attempts.at(&e)
+		if a == nil {
 			continue
 		}
 		if a.st == stPending {
 			d.timedOut(a)
 		}
-		d.attempts.del(e.key)
+		d.attempts.shedAt(a, d.now)
 		d.stats.AttemptsShed++
 		return
 	}

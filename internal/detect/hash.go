@@ -27,9 +27,20 @@ func (s *hashSeed) addr(k *addrKey) uint64 {
 	return mum(a^s[0], b^s[1])
 }
 
-func (s *hashSeed) flow(k *flowKey) uint64 {
-	h := mum(binary.LittleEndian.Uint64(k.src[0:8])^s[0], binary.LittleEndian.Uint64(k.src[8:16])^s[1])
-	h = mum(h^binary.LittleEndian.Uint64(k.dst[0:8])^s[2], binary.LittleEndian.Uint64(k.dst[8:16])^s[3])
-	w := uint64(k.sport) | uint64(k.dport)<<16 | uint64(k.proto)<<32
-	return mum(h^s[1], w^s[2])
+// pair hashes a flow's two endpoints and protocol, whichever way it goes
+// (k and k.flip() hash alike), and returns k's side: 0 when the initiator's
+// end sorts first, 1 otherwise, so that the attempts both ways on a pair of
+// endpoints are told apart. A flow from an endpoint to itself (a LAND
+// attack) is its own flip, on side 0.
+func (s *hashSeed) pair(k *flowKey) (h uint64, side uint8) {
+	a0, a1, b0, b1 := k.src.word(0), k.src.word(1), k.dst.word(0), k.dst.word(1)
+	pa, pb := k.sport, k.dport
+	if a1 > b1 || a1 == b1 && (a0 > b0 || a0 == b0 && pa > pb) { // word 1, which holds IPv4, first
+		a0, a1, b0, b1, pa, pb = b0, b1, a0, a1, pb, pa
+		side = 1
+	}
+	h = mum(a0^s[0], a1^s[1])
+	h = mum(h^b0^s[2], b1^s[3])
+	w := uint64(pa) | uint64(pb)<<16 | uint64(k.proto)<<32
+	return mum(h^s[1], w^s[2]), side
 }

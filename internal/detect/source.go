@@ -149,6 +149,44 @@ func (s *source) touchPair(host addrKey, port uint16, proto probe.Proto, maxPair
 	return true
 }
 
+// seenPairs remembers which source records have contacted which (host,
+// port, protocol) before, for the latest contacts that were not a source's
+// first: a client's next connection to a service it uses skips the source
+// map, the host map and the pair map (sourceFor, touchPair), which were the
+// detector's cost after the attempt table for a host making thousands of
+// connections a second (BenchmarkOutboundConnections). A source forgets no
+// pair while its record lives, so an entry holds while the record's
+// generation does. Direct-mapped: 1024 entries cover a busy client's
+// services with few collisions, in 44 KiB.
+type seenPairs [1024]seenPair
+
+type seenPair struct {
+	src, dst addrKey
+	slot     int32
+	gen      uint32 // of the source record; 0 when empty (records start at 1)
+	port     uint16
+	proto    probe.Proto
+}
+
+// entry returns where the contact k would be remembered.
+func (c *seenPairs) entry(seed *hashSeed, k *flowKey) *seenPair {
+	h := mum(k.src.word(0)^seed[2], k.src.word(1)^seed[3])
+	h = mum(h^k.dst.word(0)^seed[0], k.dst.word(1)^uint64(k.dport)<<8^uint64(k.proto)^seed[1])
+	return &c[h%uint64(len(c))]
+}
+
+// seenSource returns the source of k if seen says the source has contacted
+// k's host and port before, and the source's record is still the one seen.
+func (d *Detector) seenSource(seen *seenPair, k *flowKey) (*source, int32, bool) {
+	if seen.gen == 0 || seen.src != k.src || seen.dst != k.dst || seen.port != k.dport || seen.proto != k.proto {
+		return nil, 0, false
+	}
+	if s := d.slab.at(seen.slot); s.live && s.gen == seen.gen {
+		return s, seen.slot, true
+	}
+	return nil, 0, false
+}
+
 // noteFailedHost remembers host as one a first contact to failed: the
 // hosts the scan itself aimed at, not those of the source's ordinary
 // traffic before it (where to look for the process behind an outbound
