@@ -75,6 +75,8 @@ func TestDecodeMalformed(t *testing.T) {
 			b, _ := ae.Encode()
 			return append([]byte{2, 0, 0, 0}, b...)
 		}(), "3 bytes"},
+		{"status of 2 bytes", append(append([]byte(nil), good...), 6, 0, ctaStatus, 0, 0, 1, 0, 0), "attribute 3 of 2 bytes"},
+		{"attribute longer than the message", append(append([]byte(nil), good...), 200, 0, ctaMark, 0, 0, 0, 0, 0), "length 200"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var e Event
