@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/scanwarden/scanwarden/internal/config"
 	"github.com/scanwarden/scanwarden/internal/flowlog"
@@ -23,9 +26,9 @@ type flowsFlags struct {
 	config, dir string
 }
 
-func (ff *flowsFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&ff.config, "config", "", "configuration file whose flows.dir (or state_dir) locates the log (default: built-in)")
-	cmd.Flags().StringVar(&ff.dir, "flows-dir", "", "the connection log's directory (overrides --config)")
+func (ff *flowsFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&ff.config, "config", "", "configuration file whose flows.dir (or state_dir) locates the log (default: built-in)")
+	fs.StringVar(&ff.dir, "flows-dir", "", "the connection log's directory (overrides --config)")
 }
 
 // path is the log's directory.
@@ -45,6 +48,9 @@ func (ff *flowsFlags) open() (*flowlog.Log, error) {
 	dir, err := ff.path()
 	if err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no connection log in %s: the daemon writes one when flows.enabled is on (auto: on a router); give its directory with --flows-dir or --config", dir)
 	}
 	return flowlog.OpenReadOnly(dir)
 }
@@ -124,7 +130,8 @@ daemon: it is opened read-only.`,
 			return printFlows(cmd.Context(), out, lg, f, loc)
 		},
 	}
-	ff.add(cmd)
+	ff.add(cmd.PersistentFlags()) // the archive subcommands share them
+	cmd.AddCommand(newFlowsPartitionsCmd(&ff), newFlowsExportCmd(&ff), newFlowsImportCmd(&ff))
 	cmd.Flags().StringVar(&src, "src", "", "initiator address or prefix (inside or outside the NAT)")
 	cmd.Flags().StringVar(&dst, "dst", "", "destination address or prefix")
 	cmd.Flags().Uint16Var(&port, "port", 0, "destination port")

@@ -92,7 +92,7 @@ usage error.`,
 					// Asked for by name, or there but unreadable: say so.
 					return fmt.Errorf("connection log: %w", err)
 				default:
-					fmt.Fprintf(cmd.ErrOrStderr(), "no connection log (%v): classifying only\n", err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "%v; classifying only\n", err)
 				}
 			}
 			res, err := triage.Run(cmd.Context(), in, name, lookup, opts)
@@ -105,7 +105,7 @@ usage error.`,
 			return res.WriteText(cmd.OutOrStdout())
 		},
 	}
-	ff.add(cmd)
+	ff.add(cmd.Flags())
 	cmd.Flags().StringVar(&tz, "tz", "UTC", "time zone of report times that carry none")
 	cmd.Flags().DurationVar(&offset, "offset", 0, "how far the reporter's clock is ahead of ours (e.g. 90s, -1h)")
 	cmd.Flags().DurationVar(&skew, "skew", 0, "tolerance either side when matching report times to the log (default: triage's)")
