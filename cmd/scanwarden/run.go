@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -108,6 +109,18 @@ func runDaemon(cfg *config.Config, cfgPath string, stderr io.Writer) error {
 		cfgPath = "built-in defaults"
 	}
 	log.Info("configuration", "file", cfgPath)
+	if path := os.Getenv("SCANWARDEN_CPUPROFILE"); path != "" {
+		// A diagnostic for the overhead benchmarks: the daemon's CPU profile
+		// until it stops, for go tool pprof.
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("SCANWARDEN_CPUPROFILE: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("SCANWARDEN_CPUPROFILE: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
