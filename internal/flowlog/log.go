@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/scanwarden/scanwarden/internal/pidlock"
 )
 
 // Options configure a Log. The zero value of each field means its default.
@@ -376,31 +376,14 @@ func (l *Log) expire(cutoff int64, keep string) (int, error) {
 }
 
 func acquireLock(dir string) (*os.File, error) {
-	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("flowlog: opening lock file: %w", err)
+	f, holder, err := pidlock.Acquire(filepath.Join(dir, lockName))
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, pidlock.ErrHeld):
+		return nil, &LockedError{Dir: dir, PID: holder}
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		defer f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			b := make([]byte, 32)
-			n, _ := f.ReadAt(b, 0)
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-			return nil, &LockedError{Dir: dir, PID: pid}
-		}
-		return nil, fmt.Errorf("flowlog: locking %s: %w", path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return f, nil
+	return nil, fmt.Errorf("flowlog: lock file: %w", err)
 }
 
 func releaseLock(f *os.File) {
