@@ -24,6 +24,7 @@ type Detector struct {
 	sink func(*Finding, Update)
 
 	now      int64            // ns; the latest probe time seen
+	still    int              // probes in a row that did not move now (see stillRun)
 	sources  map[uint64]int32 // keyed by seed.addr; see attemptTable for why
 	seed     hashSeed
 	slab     sourceSlab
@@ -87,9 +88,15 @@ func (d *Detector) Now() time.Time { return time.Unix(0, d.now) }
 func (d *Detector) Observe(p *probe.Probe) {
 	d.stats.Probes++
 	t := p.Time.UnixNano()
-	if t > d.now {
+	switch {
+	case t > d.now:
 		d.advance(t)
-	} else {
+		d.still = 0
+	case d.still < stillRun:
+		d.still++
+		t = d.now
+	default:
+		d.advance(d.now + 1)
 		t = d.now
 	}
 	if p.Frag == probe.FragLater {
@@ -115,6 +122,34 @@ func (d *Detector) Observe(p *probe.Probe) {
 	}
 }
 
+// stillRun is how many probes in a row may leave the clock where it is
+// (the same time, or older) before Observe moves it on by a nanosecond a
+// probe. The detector frees what it had to shed from a full table only
+// when its clock moves, so input whose times stand still — a hostile log
+// with one timestamp, or times running backwards — would otherwise grow
+// its memory with every line. Real input has at most a few hundred probes
+// in one nanosecond; a million nudged ones move the clock by a
+// millisecond, far below anything the detector measures (answer timeout
+// seconds, retransmission window minutes).
+const stillRun = 1024
+
+// purgeQueues drops the deadlines of attempts no longer held once a queue
+// holds more than twice the attempts there can be: with the clock nearly
+// still, they would wait seconds of input time to be popped. Called after
+// unshed, when no shed attempt awaits an heir to its deadlines.
+func (d *Detector) purgeQueues() {
+	limit := 2*d.cfg.MaxAttempts + 1024
+	if d.answerQ.len() > limit {
+		d.answerQ.purge(func(e *deadline) bool { return d.attempts.holds(e, metaPending) })
+	}
+	if d.settledQ.len() > limit {
+		d.settledQ.purge(func(e *deadline) bool { return d.attempts.holds(e, metaSettled) })
+	}
+	if d.expireQ.len() > limit {
+		d.expireQ.purge(func(e *deadline) bool { return d.attempts.holds(e, 0) })
+	}
+}
+
 // Advance moves the clock to t without a probe: live sensors call it on a
 // ticker so that unanswered attempts time out during quiet periods.
 func (d *Detector) Advance(t time.Time) {
@@ -132,6 +167,7 @@ func (d *Detector) Flush() {
 func (d *Detector) advance(t int64) {
 	d.now = t
 	d.attempts.unshed()
+	d.purgeQueues()
 	timeout := int64(d.cfg.AnswerTimeout)
 	for dl := d.answerQ.peek(); dl != nil && dl.at <= t; dl = d.answerQ.peek() {
 		e := d.answerQ.pop()

@@ -321,6 +321,23 @@ func (q *queue) shrink() {
 	q.buf, q.head = nb, 0
 }
 
+// purge drops, in order, the deadlines keep refuses: those of attempts no
+// longer held, which would otherwise wait for their time to pass.
+func (q *queue) purge(keep func(*deadline) bool) {
+	n := 0
+	for i := 0; i < q.n; i++ {
+		e := q.buf[(q.head+i)%len(q.buf)]
+		if keep(&e) {
+			q.buf[(q.head+n)%len(q.buf)] = e
+			n++
+		}
+	}
+	for i := n; i < q.n; i++ {
+		q.buf[(q.head+i)%len(q.buf)] = deadline{}
+	}
+	q.n = n
+}
+
 // moved follows a compaction of the attempt table.
 func (q *queue) moved(to []int32) {
 	for i := 0; i < q.n; i++ {

@@ -67,9 +67,6 @@ type report struct {
 	dstMasked   map[netip.Addr]bool     // destination stand-ins the reporter masked
 	ports       [1024]uint64            // bitset of destination ports
 	hosts       map[netip.Addr]struct{}
-
-	fed   time.Time // the latest time fed to the detector
-	still int       // probes in a row that did not move it
 }
 
 func (r *report) init(maxAttempts int) {
@@ -94,34 +91,7 @@ func (r *report) Next(p *probe.Probe) error {
 		srcMasked, dstMasked = l.SrcRedacted, l.DstRedacted
 	}
 	r.note(p, srcMasked, dstMasked)
-	r.untie(p)
 	return nil
-}
-
-// stillRun is how many probes in a row may leave the detector's clock
-// where it is before untie moves it. Real reports have at most a few
-// hundred lines in one second; a hostile one can have a million.
-const stillRun = 1024
-
-// untie keeps the detector's clock moving. The detector frees the slots of
-// attempts it had to shed (its table full) only when its clock advances,
-// so a report whose lines all carry one timestamp (or run backwards) would
-// grow its memory with every line. Past stillRun such lines in a row, each
-// is fed a nanosecond after the one before: the detector takes a probe
-// older than its clock to be at its clock anyway, so this moves each
-// probe by less than a millisecond over a whole MaxBytes of input, far
-// below anything the detector measures (answer timeout 3 s, retransmission
-// window 3 min). The report's own times (window, attempts) are kept as
-// they are.
-func (r *report) untie(p *probe.Probe) {
-	if p.Time.After(r.fed) {
-		r.fed, r.still = p.Time, 0
-		return
-	}
-	if r.still++; r.still > stillRun {
-		r.fed = r.fed.Add(time.Nanosecond)
-		p.Time = r.fed
-	}
 }
 
 func (r *report) note(p *probe.Probe, srcMasked, dstMasked bool) {
