@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/scanwarden/scanwarden/internal/atomicfile"
 	"github.com/scanwarden/scanwarden/internal/flowlog"
 )
 
@@ -143,33 +145,14 @@ query it with --flows-dir.`,
 // exportSuffix names an export file.
 const exportSuffix = ".swflows.zst"
 
-// exportPartition writes one export to dir, through a temporary file so
-// that a failed or interrupted export leaves no file that looks whole.
+// exportPartition writes one export to dir, atomically: a failed or
+// interrupted export leaves no file that looks whole.
 func exportPartition(lg *flowlog.Log, name, dir string) (string, error) {
 	path := filepath.Join(dir, filepath.Base(name)+exportSuffix)
 	if _, err := os.Stat(path); err == nil {
 		return path, os.ErrExist
 	}
-	tmp, err := os.CreateTemp(dir, ".export-*")
-	if err != nil {
-		return path, err
-	}
-	defer os.Remove(tmp.Name())
-	if err := lg.Export(name, tmp); err != nil {
-		tmp.Close()
-		return path, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return path, err
-	}
-	if err := tmp.Close(); err != nil {
-		return path, err
-	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
-		return path, err
-	}
-	return path, os.Rename(tmp.Name(), path)
+	return path, atomicfile.Write(path, 0o640, func(w io.Writer) error { return lg.Export(name, w) })
 }
 
 func newFlowsImportCmd(ff *flowsFlags) *cobra.Command {
