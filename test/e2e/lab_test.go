@@ -221,16 +221,22 @@ func (l *lab) killDaemon(sig os.Signal) {
 	}
 	// ip netns exec runs the binary as its own process (exec), so the PID is
 	// the daemon's.
-	l.daemon.Process.Signal(sig)
+	stopProcess(l.daemon, sig)
+	l.daemon = nil
+}
+
+// stopProcess sends sig to cmd's process and waits for it to end, killing
+// it after 10 s.
+func stopProcess(cmd *exec.Cmd, sig os.Signal) {
+	cmd.Process.Signal(sig)
 	done := make(chan struct{})
-	go func() { l.daemon.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		l.daemon.Process.Kill()
+		cmd.Process.Kill()
 		<-done
 	}
-	l.daemon = nil
 }
 
 // cli runs a scanwarden client command against the lab's daemon.

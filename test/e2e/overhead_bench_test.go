@@ -199,15 +199,7 @@ func (l *benchLab) stopDaemon() {
 	if l.daemon == nil {
 		return
 	}
-	l.daemon.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { l.daemon.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		l.daemon.Process.Kill()
-		<-done
-	}
+	stopProcess(l.daemon, syscall.SIGINT)
 	l.daemon = nil
 	exec.Command("ip", "netns", "exec", l.target, "nft", "delete", "table", "inet", "scanwarden").Run()
 }
